@@ -1,0 +1,1 @@
+"""Everything that touches a wire or a file format: decoders, recordings, imports, sinks."""
