@@ -16,6 +16,15 @@ from typing import Any
 
 import numpy as np
 
+def epoch_s_to_ns(t_s: float) -> int:
+    """Float epoch seconds (JSON ``t``) to integer ns, rounded to the microsecond.
+
+    A float64 epoch time resolves about 0.24 µs, so the last digits of a plain
+    ``t * 1e9`` are noise: ``1767225600.25`` would become ...249999872 ns.
+    """
+    return round(t_s * 1e6) * 1000
+
+
 # Columns of RadarScan.plots, in order. Absent optional fields are NaN.
 PLOT_COLUMNS = ("range_m", "az_deg", "el_deg", "vr_mps", "rcs_dbsm", "snr_db")
 

@@ -1,0 +1,52 @@
+# Rampart: `make demo` and `make test` each do all set-up on a fresh machine
+# (a virtualenv in .venv, the package and its test tools, and any system
+# packages the tests need, installed with apt when missing).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-stamp
+DEMO   ?= replay_data/coordinated
+# Debian packages the test suite needs (none yet beyond Python; the broker and
+# serial tests of later issues add mosquitto and socat here).
+SYSTEM_PACKAGES ?=
+
+.PHONY: demo test lint format bench venv system-packages clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/rampart replay $(DEMO) --fast --alerts-out out/demo-alerts.jsonl --report out/demo-report
+	@echo
+	@echo "alerts: out/demo-alerts.jsonl   report: out/demo-report/index.html"
+
+test: $(STAMP) system-packages
+	$(BIN)/ruff check fusion drivers tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check fusion drivers tests benchmarks
+	$(BIN)/ruff format --check fusion drivers tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format fusion drivers tests benchmarks
+	$(BIN)/ruff check --fix fusion drivers tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/replay_speed.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,268 @@
+"""The ``rampart`` command line (contract §6). ``python -m fusion`` is the same program.
+
+Exit status: 0 success; 1 a check failed (check-config); 2 bad arguments or
+unreadable input, with one line on stderr saying what and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from fusion import __version__
+
+
+class UsageError(Exception):
+    """Bad arguments or unreadable input: exit 2 with this message."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO if args.log_info else logging.ERROR,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"rampart: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rampart", description="Rampart: sensor fusion that protects a datacenter site.")
+    p.add_argument("--version", action="version", version=f"rampart {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    p.add_argument("--log-info", action="store_true", help="info logging on stderr (rejections are logged as warnings)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("replay", help="run a recording through the full pipeline")
+    r.add_argument("recording", type=Path)
+    pace = r.add_mutually_exclusive_group()
+    pace.add_argument("--fast", action="store_true", help="as fast as possible")
+    pace.add_argument("--speed", type=float, help="pace at X times real time (default 1)")
+    r.add_argument("--alerts-out", type=Path, help="write alerts as JSON lines")
+    r.add_argument("--tracks-out", type=Path, help="write confirmed tracks as Parquet")
+    r.add_argument("--config", type=Path, help="apply a service configuration's detector settings")
+    r.add_argument("--deliver", action="store_true", help="with --config: also send alerts to its sinks")
+    r.add_argument("--report", type=Path, metavar="DIR", help="write an HTML report with plots to DIR")
+    r.add_argument("--quiet", action="store_true", help="do not print each alert")
+    r.set_defaults(func=_cmd_replay)
+
+    s = sub.add_parser("simulate", help="write a synthetic recording with truth")
+    s.add_argument("scenario", nargs="?", help="scenario name (--list shows them)")
+    s.add_argument("--out", type=Path)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--duration", type=float, help="seconds (default: the scenario's own)")
+    s.add_argument("--list", action="store_true", help="list scenarios and exit")
+    s.set_defaults(func=_cmd_simulate)
+
+    sc = sub.add_parser("score", help="score alerts against a recording's truth (JSON metrics)")
+    sc.add_argument("recording", type=Path)
+    sc.add_argument("alerts", type=Path)
+    sc.add_argument("--tracks", type=Path, help="tracks Parquet from replay --tracks-out (adds GOSPA)")
+    sc.set_defaults(func=_cmd_score)
+
+    im = sub.add_parser("import", help="turn a raw capture into a recording")
+    isub = im.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    for name, what in (("serial", "a raw serial capture (e.g. a GNSS receiver log)"), ("comtrade", "a COMTRADE record (.cfg)")):
+        ip = isub.add_parser(name, help=what)
+        ip.add_argument("input", type=Path)
+        ip.add_argument("--sensor", required=True)
+        ip.add_argument("--site", type=Path, required=True)
+        ip.add_argument("--out", type=Path, required=True)
+        ip.set_defaults(func=_cmd_import)
+
+    cc = sub.add_parser("check-config", help="validate a configuration")
+    cc.add_argument("config", type=Path)
+    cc.set_defaults(func=_cmd_check_config)
+
+    for name, issue in (("run", 7), ("record", 7), ("keygen", 8), ("config", 8), ("audit", 8)):
+        np_ = sub.add_parser(name, help=f"(not in this release: issue #{issue})")
+        np_.add_argument("rest", nargs=argparse.REMAINDER)
+        np_.set_defaults(func=lambda a, n=name, i=issue: _not_yet(n, i))
+    return p
+
+
+def _not_yet(name: str, issue: int) -> int:
+    print(f"rampart {name}: not in this release yet (tracked as issue #{issue})", file=sys.stderr)
+    return 2
+
+
+def _load_site(path: Path):
+    from fusion.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise UsageError(f"{exc.source}: " + "; ".join(exc.problems)) from exc
+
+
+def _cmd_check_config(args) -> int:
+    from fusion.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}")
+        return 1
+    print(f"{args.config}: ok (site {cfg.site.id}, {len(cfg.sensors)} sensors, {len(cfg.zones)} zones)")
+    return 0
+
+
+def _cmd_replay(args) -> int:
+    from drivers.jsonl_sink import JsonlSink
+    from drivers.recording import RecordingError, RecordingReader
+    from fusion.cli.replay import format_alert, replay, summary_table, write_empty_tracks
+    from fusion.config import ConfigError, parse_config
+
+    try:
+        reader = RecordingReader(args.recording)
+        site = parse_config(reader.site_toml(), source=str(reader.site_path))
+    except RecordingError as exc:
+        raise UsageError(str(exc)) from exc
+    except ConfigError as exc:
+        raise UsageError(f"{exc.source}: " + "; ".join(exc.problems)) from exc
+    sinks = []
+    if args.config is not None:
+        service = _load_site(args.config)
+        site = _apply_service_settings(site, service)
+        if args.deliver:
+            sinks.extend(_build_sinks(service, args.config.parent))
+    elif args.deliver:
+        raise UsageError("--deliver needs --config (the sinks come from the service configuration)")
+    if args.alerts_out:
+        sinks.append(JsonlSink(args.alerts_out))
+    speed = None if args.fast else (args.speed if args.speed else 1.0)
+    if speed is not None and speed <= 0:
+        raise UsageError(f"--speed must be > 0, not {speed}")
+    on_alert = None if args.quiet else (lambda a: print(format_alert(a), flush=True))
+    result = replay(args.recording, site, sinks, speed=speed, keep_activity=args.report is not None, on_alert=on_alert)
+    for sink in sinks:
+        sink.close()
+    if args.tracks_out:
+        # No detector produces tracks yet (the tracker is issue #3): the file has the
+        # contract's columns and no rows, so downstream tools still run.
+        write_empty_tracks(args.tracks_out)
+    print(summary_table(result))
+    if args.report is not None:
+        from fusion.cli.report import write_replay_report
+
+        index = write_replay_report(args.report, args.recording, result)
+        print(f"report: {index}")
+    return 0
+
+
+def _apply_service_settings(site, service):
+    """Detector/engine settings from a service configuration; sensors and zones stay the recording's."""
+    from dataclasses import replace
+
+    raw = dict(site.raw)
+    for key, value in service.raw.items():
+        if key not in ("site", "zones", "sensors"):
+            raw[key] = value
+    return replace(site, engine=service.engine, raw=raw)
+
+
+def _build_sinks(service, base: Path) -> list:
+    from drivers.jsonl_sink import JsonlSink
+
+    sinks = []
+    for i, spec in enumerate(service.raw.get("sinks", [])):
+        kind = spec.get("type")
+        if kind == "jsonl":
+            path = Path(spec.get("path", "alerts.jsonl"))
+            sinks.append(JsonlSink(path if path.is_absolute() else base / path, append=True))
+        else:
+            raise UsageError(f"{service.source}: sinks[{i}].type {kind!r} is not available in this release (jsonl only)")
+    return sinks
+
+
+def _cmd_simulate(args) -> int:
+    from drivers.simulated import scenarios
+
+    if args.list or not args.scenario:
+        for name, desc in scenarios.list_scenarios():
+            print(f"{name:<12} {desc}")
+        return 0
+    if args.out is None:
+        raise UsageError("simulate needs --out DIR")
+    if args.scenario not in scenarios.SCENARIOS:
+        raise UsageError(f"unknown scenario {args.scenario!r}; one of: {', '.join(scenarios.SCENARIOS)}")
+    if args.duration is not None and not 1 <= args.duration <= 24 * 3600:
+        raise UsageError(f"--duration must be between 1 and 86400 s, not {args.duration}")
+    from fusion.cli.simulate import write_scenario
+
+    summary = write_scenario(args.scenario, args.out, args.seed, args.duration)
+    print(summary)
+    return 0
+
+
+def _cmd_score(args) -> int:
+    import polars as pl
+
+    from drivers.recording import RecordingError, RecordingReader
+    from fusion.score import score
+
+    try:
+        reader = RecordingReader(args.recording)
+    except RecordingError as exc:
+        raise UsageError(str(exc)) from exc
+    truth = reader.truth()
+    if truth is None:
+        raise UsageError(f"{args.recording}: no truth.parquet (only simulated or labelled recordings can be scored)")
+    try:
+        lines = args.alerts.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UsageError(f"{args.alerts}: {exc.strerror}") from exc
+    alerts = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            alerts.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{args.alerts}:{n}: not JSON: {exc.msg}") from exc
+    tracks = None
+    if args.tracks:
+        try:
+            tracks = pl.read_parquet(args.tracks)
+        except Exception as exc:
+            raise UsageError(f"{args.tracks}: unreadable tracks file: {exc}") from exc
+    metrics = score(truth, alerts, reader.time_span_ns(), tracks=tracks, truth_tracks=reader.truth_tracks())
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_import(args) -> int:
+    site = _load_site(args.site)
+    sensor = site.sensor(args.sensor)
+    if sensor is None:
+        raise UsageError(f"{args.site}: no sensor {args.sensor!r} (have: {', '.join(s.id for s in site.sensors)})")
+    if not args.input.is_file():
+        raise UsageError(f"{args.input}: no such file")
+    if args.format == "serial":
+        from drivers.serial_import import import_serial
+
+        if sensor.kind != "gnss":
+            raise UsageError(f"{args.site}: sensor {sensor.id} is a {sensor.kind} sensor; serial import takes GNSS receivers")
+        summary = import_serial(args.input, sensor, site.text, args.out)
+    else:
+        from drivers.comtrade_import import import_comtrade
+
+        if sensor.kind != "power":
+            raise UsageError(f"{args.site}: sensor {sensor.id} is a {sensor.kind} sensor; COMTRADE import needs a power sensor")
+        try:
+            summary = import_comtrade(args.input, sensor, site.text, args.out)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{args.input}: {exc}") from exc
+    print(summary)
+    return 0

@@ -1,0 +1,42 @@
+"""The one small interface every detector plugs into the engine through.
+
+A detector sees records in data-time order (``on_record``) and the passage of
+data time (``on_tick``), and answers with ``Finding``s: statements about one
+incident, identified by a key the detector chooses. The engine turns findings
+into alerts (ids, sequence numbers, decision times); detectors never build
+alerts or read clocks themselves, which keeps them pure and replays exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fusion.records import Record
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    key: str  # the incident, unique within its detector ("radar-1", "track-17:hall-a")
+    state: str  # "open" | "update" | "closed"
+    kind: str  # contract alert kind
+    severity: str
+    confidence: float
+    sensors: tuple[str, ...]
+    t_event_ns: int  # when the event began (data time)
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Detector(Protocol):
+    name: str
+    consumes: tuple[type, ...]  # record types routed to on_record
+
+    def on_record(self, record: Record) -> Iterable[Finding]:
+        """A record, in data-time order."""
+        ...
+
+    def on_tick(self, watermark_ns: int) -> Iterable[Finding]:
+        """Data time has advanced: every record up to ``watermark_ns`` has been delivered."""
+        ...

@@ -1,0 +1,75 @@
+"""Site configuration: parsing and problems that name key and line."""
+
+from __future__ import annotations
+
+import pytest
+
+from fusion.config import ConfigError, load_config, parse_config
+
+GOOD = """
+[site]
+id = "dc-east-1"
+lat = 52.0
+lon = 4.0
+alt_m = 10.0
+
+[[zones]]
+name = "hall-a"
+polygon = [[52.0010, 4.0010], [52.0010, 4.0030], [51.9995, 4.0030]]
+alert_radius_m = 1500.0
+
+[[sensors]]
+id = "radar-1"
+kind = "radar"
+lat = 52.0002
+lon = 4.0002
+alt_m = 25.0
+transport = "mqtt"
+topic = "rampart/dc-east-1/radar/radar-1/plots"
+
+[[sensors]]
+id = "pq-a"
+kind = "power"
+transport = "serial"
+port = "/dev/ttyUSB0"
+board = 1
+"""
+
+
+def test_good_config_parses_with_defaults():
+    cfg = parse_config(GOOD)
+    assert cfg.site.id == "dc-east-1"
+    assert cfg.zones[0].polygon[0] == (52.001, 4.001)
+    radar, pq = cfg.sensors
+    assert radar.fault_after_s == 5.0 and pq.fault_after_s == 2.0
+    assert pq.channels == ("va", "vb", "vc") and pq.nominal_hz == 50.0
+    assert cfg.engine.lateness_s == 1.0
+
+
+def test_sample_recording_site_parses(sample_recording):
+    cfg = load_config(sample_recording / "site.toml")
+    assert [s.id for s in cfg.sensors] == ["radar-1", "rf-1", "gnss-1", "pq-a", "pq-b", "ats-1"]
+
+
+def test_problems_name_key_and_line():
+    bad = GOOD.replace('kind = "power"', 'kind = "powr"').replace("lat = 52.0\n", "lat = 95.0\n", 1)
+    with pytest.raises(ConfigError) as err:
+        parse_config(bad, source="site.toml")
+    problems = err.value.problems
+    assert any(p.startswith("site.lat (line 4)") for p in problems), problems
+    kind_line = bad.splitlines().index('kind = "powr"') + 1
+    assert any(p.startswith(f"sensors[1].kind (line {kind_line})") for p in problems), problems
+
+
+def test_duplicate_ids_and_boards_rejected():
+    dup = GOOD + GOOD[GOOD.index("[[sensors]]\nid = \"pq-a\"") :]
+    with pytest.raises(ConfigError) as err:
+        parse_config(dup)
+    text = " ".join(err.value.problems)
+    assert "duplicate sensor id 'pq-a'" in text and "board 1 used twice" in text
+
+
+def test_not_toml():
+    with pytest.raises(ConfigError) as err:
+        parse_config("[site\nid=1")
+    assert "not valid TOML" in err.value.problems[0]
