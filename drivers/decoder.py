@@ -23,3 +23,7 @@ class Decoder(Protocol):
     def feed(self, payload: bytes, t_rx_ns: int) -> list[Record]:
         """Decode one received message; never raises on bad input."""
         ...
+
+    def flush(self, t_rx_ns: int) -> list[Record]:
+        """End of stream: report what is left unfinished (a cut-off frame, trailing garbage)."""
+        ...

@@ -127,6 +127,9 @@ class _JsonDecoder:
             return [self._reject(t_rx_ns, "bad_time", f"t={msg.t!r} is not a plausible epoch time")]
         return self._convert(msg, epoch_s_to_ns(msg.t), t_rx_ns)
 
+    def flush(self, t_rx_ns: int) -> list[Record]:
+        return []  # one payload is one message: nothing is ever left unfinished
+
     def _convert(self, msg, t_ns: int, t_rx_ns: int) -> list[Record]:
         raise NotImplementedError
 
@@ -147,7 +150,9 @@ class RadarPlotsDecoder(_JsonDecoder):
                 and (p.vr_mps is None or abs(p.vr_mps) <= 1000.0)
             )
             if not ok:
-                out.append(self._reject(t_rx_ns, "invalid_plot", f"scan {msg.scan} plot {i}: {p!r}"))
+                out.append(
+                    self._reject(t_rx_ns, "invalid_plot", f"scan {msg.scan} plot {i}: {p!r}")
+                )
                 continue
             rows.append(
                 (
@@ -172,7 +177,9 @@ class RfDetectionsDecoder(_JsonDecoder):
         dets = []
         for i, d in enumerate(msg.detections):
             ok = (
-                _finite(d.freq_hz, d.rssi_dbm, d.bw_hz, d.bearing_deg, d.uas_lat, d.uas_lon, d.uas_alt_m)
+                _finite(
+                    d.freq_hz, d.rssi_dbm, d.bw_hz, d.bearing_deg, d.uas_lat, d.uas_lon, d.uas_alt_m
+                )
                 and _finite(d.operator_lat, d.operator_lon)
                 and 0.0 < d.freq_hz < 1.0e12
                 and -250.0 <= d.rssi_dbm <= 50.0
@@ -188,8 +195,17 @@ class RfDetectionsDecoder(_JsonDecoder):
             bearing = None if d.bearing_deg is None else d.bearing_deg % 360.0
             dets.append(
                 RfDetection(
-                    d.freq_hz, d.rssi_dbm, d.bw_hz, bearing, d.protocol, d.uas_id,
-                    d.uas_lat, d.uas_lon, d.uas_alt_m, d.operator_lat, d.operator_lon,
+                    d.freq_hz,
+                    d.rssi_dbm,
+                    d.bw_hz,
+                    bearing,
+                    d.protocol,
+                    d.uas_id,
+                    d.uas_lat,
+                    d.uas_lon,
+                    d.uas_alt_m,
+                    d.operator_lat,
+                    d.operator_lon,
                 )
             )
         out.append(RfDetections(self.sensor, t_ns, t_rx_ns, tuple(dets)))
@@ -209,7 +225,13 @@ class RfSpectrumDecoder(_JsonDecoder):
             and np.isfinite(power).all()
             and np.abs(power).max() <= 300.0
         ):
-            return [self._reject(t_rx_ns, "invalid", f"spectrum f_start={msg.f_start_hz} bin={msg.bin_hz} n={power.size}")]
+            return [
+                self._reject(
+                    t_rx_ns,
+                    "invalid",
+                    f"spectrum f_start={msg.f_start_hz} bin={msg.bin_hz} n={power.size}",
+                )
+            ]
         return [RfSpectrum(self.sensor, t_ns, t_rx_ns, msg.f_start_hz, msg.bin_hz, power)]
 
 

@@ -78,7 +78,12 @@ class RecordingWriter:
 
     def append(self, t_rx_ns: int, transport: str, channel: str, payload: bytes) -> None:
         if self._last_t is not None and t_rx_ns < self._last_t:
-            log.warning("recording: %s row at %d before previous %d; clamped", channel, t_rx_ns, self._last_t)
+            log.warning(
+                "recording: %s row at %d before previous %d; clamped",
+                channel,
+                t_rx_ns,
+                self._last_t,
+            )
             t_rx_ns = self._last_t
         self._last_t = t_rx_ns
         c = self._cols
@@ -119,7 +124,9 @@ class RecordingWriter:
             "y_m": [r.y_m for r in rows],
             "z_m": [r.z_m for r in rows],
         }
-        pl.DataFrame(data, schema=TRUTH_TRACKS_SCHEMA).write_parquet(self.dir / "truth_tracks.parquet")
+        pl.DataFrame(data, schema=TRUTH_TRACKS_SCHEMA).write_parquet(
+            self.dir / "truth_tracks.parquet"
+        )
 
     def close(self) -> None:
         self.flush()
@@ -159,7 +166,9 @@ class RecordingReader:
                 try:
                     df = df.with_columns(pl.col(name).cast(dtype))
                 except Exception as exc:
-                    raise RecordingError(f"{path}: column {name} is {df.schema[name]}, not {dtype}") from exc
+                    raise RecordingError(
+                        f"{path}: column {name} is {df.schema[name]}, not {dtype}"
+                    ) from exc
         return df
 
     def messages(self) -> Iterator[FeedMessage]:
@@ -185,7 +194,11 @@ class RecordingReader:
     def time_span_ns(self) -> tuple[int, int]:
         lo = hi = None
         for p in self.segments:
-            s = pl.scan_parquet(p).select(pl.col("t_rx_ns").min().alias("lo"), pl.col("t_rx_ns").max().alias("hi")).collect()
+            s = (
+                pl.scan_parquet(p)
+                .select(pl.col("t_rx_ns").min().alias("lo"), pl.col("t_rx_ns").max().alias("hi"))
+                .collect()
+            )
             a, b = s["lo"][0], s["hi"][0]
             if a is not None:
                 lo = a if lo is None else min(lo, a)

@@ -65,7 +65,9 @@ class Router:
         self.site = site
         self._serial = {s.id: s for s in site.sensors if s.transport == "serial"}
         self._mqtt = [
-            (s.topic or default_topic(site.site.id, s), s) for s in site.sensors if s.transport == "mqtt"
+            (s.topic or default_topic(site.site.id, s), s)
+            for s in site.sensors
+            if s.transport == "mqtt"
         ]
         self._by_id = {s.id: s for s in site.sensors}
         self._decoders: dict[tuple[str, str], Decoder | None] = {}
@@ -79,23 +81,55 @@ class Router:
         if transport == "serial":
             sensor = self._serial.get(channel)
             if sensor is None:
-                return [Rejected(channel, t_rx_ns, t_rx_ns, "unknown_sensor", f"serial channel {channel!r} is not a configured serial sensor")]
+                return [
+                    Rejected(
+                        channel,
+                        t_rx_ns,
+                        t_rx_ns,
+                        "unknown_sensor",
+                        f"serial channel {channel!r} is not a configured serial sensor",
+                    )
+                ]
             key = (sensor.id, "serial")
             decoder = self._decoders.get(key)
             if decoder is None:
                 factory = _SERIAL_KINDS.get(sensor.kind)
                 if factory is None:
-                    return [Rejected(sensor.id, t_rx_ns, t_rx_ns, "unsupported", f"no serial decoder for {sensor.kind} sensors")]
+                    return [
+                        Rejected(
+                            sensor.id,
+                            t_rx_ns,
+                            t_rx_ns,
+                            "unsupported",
+                            f"no serial decoder for {sensor.kind} sensors",
+                        )
+                    ]
                 decoder = self._decoders[key] = factory(sensor, f"serial {sensor.id}")
             return decoder.feed(payload, t_rx_ns)
         if transport != "mqtt":
-            return [Rejected(channel, t_rx_ns, t_rx_ns, "unknown_transport", f"transport {transport!r} on {channel!r}")]
+            return [
+                Rejected(
+                    channel,
+                    t_rx_ns,
+                    t_rx_ns,
+                    "unknown_transport",
+                    f"transport {transport!r} on {channel!r}",
+                )
+            ]
         sensor, stream = self._route_topic(channel)
         if sensor is None:
             if stream == "ignored":
                 self.ignored[channel] += 1
                 return []
-            return [Rejected(channel, t_rx_ns, t_rx_ns, "unknown_sensor", f"topic {channel!r} belongs to no configured sensor")]
+            return [
+                Rejected(
+                    channel,
+                    t_rx_ns,
+                    t_rx_ns,
+                    "unknown_sensor",
+                    f"topic {channel!r} belongs to no configured sensor",
+                )
+            ]
         key = (sensor.id, stream)
         decoder = self._decoders.get(key)
         if decoder is None and key not in self._decoders:
@@ -105,6 +139,14 @@ class Router:
             self.ignored[channel] += 1
             return []
         return decoder.feed(payload, t_rx_ns)
+
+    def flush(self, t_rx_ns: int) -> list[Record]:
+        """End of input: every stream decoder reports what it holds unfinished."""
+        out: list[Record] = []
+        for decoder in self._decoders.values():
+            if decoder is not None:
+                out.extend(decoder.flush(t_rx_ns))
+        return out
 
     def _route_topic(self, topic: str) -> tuple[Sensor | None, str]:
         hit = self._topic_cache.get(topic)

@@ -237,14 +237,17 @@ def _parse_sensor(s: dict[str, Any], i: int, bad) -> Sensor | None:
             b("baud", "must be a positive integer")
             baud = None
     channels = s.get("channels", ["va", "vb", "vc"])
-    if not isinstance(channels, list) or not channels or not all(isinstance(c, str) for c in channels):
+    if (
+        not isinstance(channels, list)
+        or not channels
+        or not all(isinstance(c, str) for c in channels)
+    ):
         b("channels", "must be a non-empty list of channel names")
         channels = ["va", "vb", "vc"]
     board = s.get("board")
-    if kind == "power":
-        if not isinstance(board, int) or not 0 <= board <= 0xFFFF:
-            b("board", "a power sensor needs its board id (0..65535)")
-            board = None
+    if kind == "power" and (not isinstance(board, int) or not 0 <= board <= 0xFFFF):
+        b("board", "a power sensor needs its board id (0..65535)")
+        board = None
     fault_after = s.get("fault_after_s", DEFAULT_FAULT_AFTER_S[kind])
     if not _is_number(fault_after) or fault_after < 0:
         b("fault_after_s", "must be a number of seconds >= 0 (0 disables)")

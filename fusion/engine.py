@@ -62,19 +62,29 @@ class Engine:
         self._next_tick_ns: int | None = None
         self._routes: dict[type, list[Detector]] = {}
         self.delivered = 0
-        self.delivered_by_sensor: dict[str, int] = defaultdict(int)
+        self.delivered_by_sensor: dict[str, int] = defaultdict(
+            int
+        )  # good records, rejections excluded
         self.on_deliver: Callable[[Record], None] | None = None  # observers (report, metrics)
 
     # --- input -------------------------------------------------------------------------
     def push(self, record: Record) -> None:
         """A decoded record has arrived (at ``record.t_rx_ns``)."""
-        if self.watermark_ns is not None and record.t_ns < self.watermark_ns and not isinstance(record, Rejected):
+        if (
+            self.watermark_ns is not None
+            and record.t_ns < self.watermark_ns
+            and not isinstance(record, Rejected)
+        ):
             behind = (self.watermark_ns - record.t_ns) / 1e6
-            self.ledger.reject(record.sensor, "late", f"data time {behind:.0f} ms behind the watermark")
+            self.ledger.reject(
+                record.sensor, "late", f"data time {behind:.0f} ms behind the watermark"
+            )
             return
         if record.t_ns - record.t_rx_ns > self.max_future_ns:
             ahead = (record.t_ns - record.t_rx_ns) / NS
-            self.ledger.reject(record.sensor, "future_timestamp", f"data time {ahead:.1f} s ahead of receive time")
+            self.ledger.reject(
+                record.sensor, "future_timestamp", f"data time {ahead:.1f} s ahead of receive time"
+            )
             return
         key = record.dedup_key()
         if key is not None:
@@ -130,7 +140,8 @@ class Engine:
 
     def _deliver(self, record: Record, t_detect_ns: int) -> None:
         self.delivered += 1
-        self.delivered_by_sensor[record.sensor] += 1
+        if not isinstance(record, Rejected):
+            self.delivered_by_sensor[record.sensor] += 1
         if self.on_deliver is not None:
             self.on_deliver(record)
         cls = type(record)

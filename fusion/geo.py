@@ -67,7 +67,10 @@ class EnuFrame:
         return enu[..., 0], enu[..., 1], enu[..., 2]
 
     def to_geodetic(self, x, y, z):
-        enu = np.stack(np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float), np.asarray(z, float)), axis=-1)
+        enu = np.stack(
+            np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float), np.asarray(z, float)),
+            axis=-1,
+        )
         ecef = enu @ self._r + self._o
         return ecef_to_geodetic(ecef[..., 0], ecef[..., 1], ecef[..., 2])
 

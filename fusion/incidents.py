@@ -28,7 +28,9 @@ class IncidentBook:
 
     def apply(self, detector: str, finding: Finding, t_detect_ns: int) -> Alert | None:
         if finding.severity not in SEVERITIES:
-            raise ValueError(f"{detector}: severity {finding.severity!r} is not one of {SEVERITIES}")
+            raise ValueError(
+                f"{detector}: severity {finding.severity!r} is not one of {SEVERITIES}"
+            )
         key = (detector, finding.key)
         incident = self._open.get(key)
         if incident is None:
@@ -36,7 +38,14 @@ class IncidentBook:
                 return None  # closing what never opened (or was already closed)
             self.opened += 1
             incident = _Incident(
-                deterministic_ulid(finding.t_event_ns, self.site_id, detector, finding.key, finding.t_event_ns, self.opened),
+                deterministic_ulid(
+                    finding.t_event_ns,
+                    self.site_id,
+                    detector,
+                    finding.key,
+                    finding.t_event_ns,
+                    self.opened,
+                ),
                 0,
                 finding.t_event_ns,
             )

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+
 def epoch_s_to_ns(t_s: float) -> int:
     """Float epoch seconds (JSON ``t``) to integer ns, rounded to the microsecond.
 
@@ -183,4 +184,6 @@ class Rejected:
         return None
 
 
-Record = RadarScan | RfDetections | RfSpectrum | SwitchgearEvent | GnssMessage | PowerFrame | Rejected
+Record = (
+    RadarScan | RfDetections | RfSpectrum | SwitchgearEvent | GnssMessage | PowerFrame | Rejected
+)

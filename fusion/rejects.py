@@ -27,7 +27,13 @@ class RejectLedger:
         self.counts[key] += 1
         n = self.counts[key]
         if n <= LOG_FIRST or n % LOG_EVERY == 0:
-            log.warning("rejected from %s: %s%s (%d so far)", source, reason, f": {detail}" if detail else "", n)
+            log.warning(
+                "rejected from %s: %s%s (%d so far)",
+                source,
+                reason,
+                f": {detail}" if detail else "",
+                n,
+            )
 
     def total(self, source: str | None = None, reason: str | None = None) -> int:
         return sum(

@@ -46,7 +46,15 @@ class SensorSupervision:
     """Raises ``sensor_fault`` for silent or garbage-only sensors; closes on recovery."""
 
     name = "supervision"
-    consumes = (RadarScan, RfDetections, RfSpectrum, SwitchgearEvent, GnssMessage, PowerFrame, Rejected)
+    consumes = (
+        RadarScan,
+        RfDetections,
+        RfSpectrum,
+        SwitchgearEvent,
+        GnssMessage,
+        PowerFrame,
+        Rejected,
+    )
 
     def __init__(self, sensors: Iterable[Sensor]):
         self._state = {s.id: _SensorState(s, int(s.fault_after_s * NS)) for s in sensors}
@@ -85,16 +93,22 @@ class SensorSupervision:
                 st.fault_open = True
                 st.fault_since_ns = since
                 st.last_reason_kind = "garbage" if st.rejects_since_ok else "silent"
-                out.append(self._finding(st, "open", since, st.last_reason_kind, watermark_ns - since))
+                out.append(
+                    self._finding(st, "open", since, st.last_reason_kind, watermark_ns - since)
+                )
         return out
 
-    def _finding(self, st: _SensorState, state: str, since_ns: int, reason: str, for_ns: int) -> Finding:
+    def _finding(
+        self, st: _SensorState, state: str, since_ns: int, reason: str, for_ns: int
+    ) -> Finding:
         sid = st.sensor.id
         secs = for_ns / NS
         if state == "closed":
             summary = f"Sensor {sid} recovered after {secs:.1f} s ({reason})"
         elif reason == "garbage":
-            summary = f"Sensor {sid} ({st.sensor.kind}) sends only undecodable data for {secs:.1f} s"
+            summary = (
+                f"Sensor {sid} ({st.sensor.kind}) sends only undecodable data for {secs:.1f} s"
+            )
         else:
             summary = f"Sensor {sid} ({st.sensor.kind}) silent for {secs:.1f} s"
         details = {

@@ -58,6 +58,9 @@ class SimOutput:
         self.truth_tracks.extend(other.truth_tracks)
 
 
+JN_SWITCH_ON_DB = -10.0  # J/N at the receivers when a distant jammer switches on
+
+
 @dataclass(frozen=True, slots=True)
 class JammingEpisode:
     """A GNSS jammer near the site. J/N at the receivers ramps up, holds, ramps down."""
@@ -68,6 +71,18 @@ class JammingEpisode:
     peak_jn_db: float = 40.0  # jammer-to-noise ratio at the receiver at its peak
     ramp_s: float = 20.0  # seconds from switch-on to peak (approach of a mobile jammer)
     bands: tuple[str, ...] = ("L1",)  # GNSS bands jammed: L1, L2, L5
+
+    def jn_db(self, t_s) -> np.ndarray:
+        """J/N (dB) at the receivers: a straight ramp in dB from switch-on to the peak
+        over ``ramp_s``, hold, the mirror ramp down to ``t_end_s``; -inf while off."""
+        t = np.asarray(t_s, dtype=np.float64)
+        if self.ramp_s > 0:
+            frac = np.minimum((t - self.t_start_s) / self.ramp_s, (self.t_end_s - t) / self.ramp_s)
+            frac = np.clip(frac, 0.0, 1.0)
+        else:
+            frac = np.ones_like(t)
+        on = (t >= self.t_start_s) & (t <= self.t_end_s)
+        return np.where(on, JN_SWITCH_ON_DB + frac * (self.peak_jn_db - JN_SWITCH_ON_DB), -np.inf)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +111,9 @@ class PowerEvent:
     kind: str
     t_s: float  # scenario seconds of onset
     feeds: tuple[str, ...] = ("A",)  # which feeds (sensor 'feed' values) it touches
-    magnitude: float = 1.0  # kind-specific: peak in per-unit for emp, depth for sag, ...
+    magnitude: float = (
+        1.0  # severity multiplier on the power model's default for this kind (1 = typical)
+    )
     duration_s: float = 0.0  # kind-specific; 0 = the model's default
 
 
@@ -121,4 +138,4 @@ class SimContext:
 
     def at(self, t_s: float) -> int:
         """Scenario seconds -> UTC ns."""
-        return self.t0_ns + int(round(t_s * NS))
+        return self.t0_ns + round(t_s * NS)

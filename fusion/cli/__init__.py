@@ -37,10 +37,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rampart", description="Rampart: sensor fusion that protects a datacenter site.")
+    p = argparse.ArgumentParser(
+        prog="rampart", description="Rampart: sensor fusion that protects a datacenter site."
+    )
     p.add_argument("--version", action="version", version=f"rampart {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
-    p.add_argument("--log-info", action="store_true", help="info logging on stderr (rejections are logged as warnings)")
+    p.add_argument(
+        "--log-info",
+        action="store_true",
+        help="info logging on stderr (rejections are logged as warnings)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("replay", help="run a recording through the full pipeline")
@@ -51,8 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--alerts-out", type=Path, help="write alerts as JSON lines")
     r.add_argument("--tracks-out", type=Path, help="write confirmed tracks as Parquet")
     r.add_argument("--config", type=Path, help="apply a service configuration's detector settings")
-    r.add_argument("--deliver", action="store_true", help="with --config: also send alerts to its sinks")
-    r.add_argument("--report", type=Path, metavar="DIR", help="write an HTML report with plots to DIR")
+    r.add_argument(
+        "--deliver", action="store_true", help="with --config: also send alerts to its sinks"
+    )
+    r.add_argument(
+        "--report", type=Path, metavar="DIR", help="write an HTML report with plots to DIR"
+    )
     r.add_argument("--quiet", action="store_true", help="do not print each alert")
     r.set_defaults(func=_cmd_replay)
 
@@ -67,12 +77,17 @@ def _parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("score", help="score alerts against a recording's truth (JSON metrics)")
     sc.add_argument("recording", type=Path)
     sc.add_argument("alerts", type=Path)
-    sc.add_argument("--tracks", type=Path, help="tracks Parquet from replay --tracks-out (adds GOSPA)")
+    sc.add_argument(
+        "--tracks", type=Path, help="tracks Parquet from replay --tracks-out (adds GOSPA)"
+    )
     sc.set_defaults(func=_cmd_score)
 
     im = sub.add_parser("import", help="turn a raw capture into a recording")
     isub = im.add_subparsers(dest="format", required=True, metavar="FORMAT")
-    for name, what in (("serial", "a raw serial capture (e.g. a GNSS receiver log)"), ("comtrade", "a COMTRADE record (.cfg)")):
+    for name, what in (
+        ("serial", "a raw serial capture (e.g. a GNSS receiver log)"),
+        ("comtrade", "a COMTRADE record (.cfg)"),
+    ):
         ip = isub.add_parser(name, help=what)
         ip.add_argument("input", type=Path)
         ip.add_argument("--sensor", required=True)
@@ -114,7 +129,9 @@ def _cmd_check_config(args) -> int:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}")
         return 1
-    print(f"{args.config}: ok (site {cfg.site.id}, {len(cfg.sensors)} sensors, {len(cfg.zones)} zones)")
+    print(
+        f"{args.config}: ok (site {cfg.site.id}, {len(cfg.sensors)} sensors, {len(cfg.zones)} zones)"
+    )
     return 0
 
 
@@ -145,7 +162,14 @@ def _cmd_replay(args) -> int:
     if speed is not None and speed <= 0:
         raise UsageError(f"--speed must be > 0, not {speed}")
     on_alert = None if args.quiet else (lambda a: print(format_alert(a), flush=True))
-    result = replay(args.recording, site, sinks, speed=speed, keep_activity=args.report is not None, on_alert=on_alert)
+    result = replay(
+        args.recording,
+        site,
+        sinks,
+        speed=speed,
+        keep_activity=args.report is not None,
+        on_alert=on_alert,
+    )
     for sink in sinks:
         sink.close()
     if args.tracks_out:
@@ -182,7 +206,9 @@ def _build_sinks(service, base: Path) -> list:
             path = Path(spec.get("path", "alerts.jsonl"))
             sinks.append(JsonlSink(path if path.is_absolute() else base / path, append=True))
         else:
-            raise UsageError(f"{service.source}: sinks[{i}].type {kind!r} is not available in this release (jsonl only)")
+            raise UsageError(
+                f"{service.source}: sinks[{i}].type {kind!r} is not available in this release (jsonl only)"
+            )
     return sinks
 
 
@@ -196,12 +222,17 @@ def _cmd_simulate(args) -> int:
     if args.out is None:
         raise UsageError("simulate needs --out DIR")
     if args.scenario not in scenarios.SCENARIOS:
-        raise UsageError(f"unknown scenario {args.scenario!r}; one of: {', '.join(scenarios.SCENARIOS)}")
+        raise UsageError(
+            f"unknown scenario {args.scenario!r}; one of: {', '.join(scenarios.SCENARIOS)}"
+        )
     if args.duration is not None and not 1 <= args.duration <= 24 * 3600:
         raise UsageError(f"--duration must be between 1 and 86400 s, not {args.duration}")
     from fusion.cli.simulate import write_scenario
 
-    summary = write_scenario(args.scenario, args.out, args.seed, args.duration)
+    try:
+        summary = write_scenario(args.scenario, args.out, args.seed, args.duration)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     print(summary)
     return 0
 
@@ -218,7 +249,9 @@ def _cmd_score(args) -> int:
         raise UsageError(str(exc)) from exc
     truth = reader.truth()
     if truth is None:
-        raise UsageError(f"{args.recording}: no truth.parquet (only simulated or labelled recordings can be scored)")
+        raise UsageError(
+            f"{args.recording}: no truth.parquet (only simulated or labelled recordings can be scored)"
+        )
     try:
         lines = args.alerts.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -237,7 +270,9 @@ def _cmd_score(args) -> int:
             tracks = pl.read_parquet(args.tracks)
         except Exception as exc:
             raise UsageError(f"{args.tracks}: unreadable tracks file: {exc}") from exc
-    metrics = score(truth, alerts, reader.time_span_ns(), tracks=tracks, truth_tracks=reader.truth_tracks())
+    metrics = score(
+        truth, alerts, reader.time_span_ns(), tracks=tracks, truth_tracks=reader.truth_tracks()
+    )
     print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
 
@@ -246,20 +281,26 @@ def _cmd_import(args) -> int:
     site = _load_site(args.site)
     sensor = site.sensor(args.sensor)
     if sensor is None:
-        raise UsageError(f"{args.site}: no sensor {args.sensor!r} (have: {', '.join(s.id for s in site.sensors)})")
+        raise UsageError(
+            f"{args.site}: no sensor {args.sensor!r} (have: {', '.join(s.id for s in site.sensors)})"
+        )
     if not args.input.is_file():
         raise UsageError(f"{args.input}: no such file")
     if args.format == "serial":
         from drivers.serial_import import import_serial
 
         if sensor.kind != "gnss":
-            raise UsageError(f"{args.site}: sensor {sensor.id} is a {sensor.kind} sensor; serial import takes GNSS receivers")
+            raise UsageError(
+                f"{args.site}: sensor {sensor.id} is a {sensor.kind} sensor; serial import takes GNSS receivers"
+            )
         summary = import_serial(args.input, sensor, site.text, args.out)
     else:
         from drivers.comtrade_import import import_comtrade
 
         if sensor.kind != "power":
-            raise UsageError(f"{args.site}: sensor {sensor.id} is a {sensor.kind} sensor; COMTRADE import needs a power sensor")
+            raise UsageError(
+                f"{args.site}: sensor {sensor.id} is a {sensor.kind} sensor; COMTRADE import needs a power sensor"
+            )
         try:
             summary = import_comtrade(args.input, sensor, site.text, args.out)
         except (OSError, ValueError) as exc:

@@ -38,7 +38,9 @@ class ActivityLog:
 
 
 class Pipeline:
-    def __init__(self, site: SiteConfig, emit: Callable[[Alert], None], keep_activity: bool = False):
+    def __init__(
+        self, site: SiteConfig, emit: Callable[[Alert], None], keep_activity: bool = False
+    ):
         self.site = site
         self.ledger = RejectLedger()
         self.router = Router(site)
@@ -78,4 +80,10 @@ class Pipeline:
         self.engine_s += t2 - t1
 
     def finish(self) -> None:
+        """End of input: flush the decoders' unfinished frames, then drain the engine."""
+        if self.engine.clock_ns is not None:
+            for rec in self.router.flush(self.engine.clock_ns):
+                if isinstance(rec, Rejected):
+                    self.ledger.reject(rec.sensor, rec.reason, rec.detail)
+                self.engine.push(rec)
         self.engine.finish()

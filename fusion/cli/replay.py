@@ -10,7 +10,6 @@ from pathlib import Path
 
 import polars as pl
 
-from drivers.jsonl_sink import JsonlSink
 from drivers.recording import RecordingReader
 from fusion.alerts import Alert
 from fusion.cli.pipeline import Pipeline
@@ -56,7 +55,9 @@ class _Progress:
         self._last = now
         frac = min(done / self.total, 1.0)
         bar = "#" * int(frac * 30)
-        sys.stderr.write(f"\r[{bar:<30}] {frac * 100:5.1f}%  {done}/{self.total} messages  {alerts} alerts")
+        sys.stderr.write(
+            f"\r[{bar:<30}] {frac * 100:5.1f}%  {done}/{self.total} messages  {alerts} alerts"
+        )
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -130,7 +131,9 @@ def summary_table(result: ReplayResult) -> str:
     for sid in sensors + extra:
         rej = rejects.get(sid, {})
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(rej.items()))
-        lines.append(f"{sid:<28} {pipe.engine.delivered_by_sensor.get(sid, 0):>9} {sum(rej.values()):>9}  {reasons}")
+        lines.append(
+            f"{sid:<28} {pipe.engine.delivered_by_sensor.get(sid, 0):>9} {sum(rej.values()):>9}  {reasons}"
+        )
     if pipe.router.ignored:
         ignored = ", ".join(f"{c} {n}" for c, n in sorted(pipe.router.ignored.items()))
         lines.append(f"ignored streams: {ignored}")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+
 import polars as pl
 
 from drivers.recording import RecordingReader, RecordingWriter
 
 
 def test_round_trip_with_rotation(tmp_path):
-    rows = [(1_000 + i, "mqtt" if i % 2 else "serial", f"ch{i % 3}", bytes([i % 256]) * (i % 50)) for i in range(1000)]
+    rows = [
+        (1_000 + i, "mqtt" if i % 2 else "serial", f"ch{i % 3}", bytes([i % 256]) * (i % 50))
+        for i in range(1000)
+    ]
     with RecordingWriter(tmp_path / "rec", "[site]\n", rotate_rows=128) as w:
         for r in rows:
             w.append(*r)
@@ -20,7 +25,9 @@ def test_round_trip_with_rotation(tmp_path):
     assert reader.row_count() == 1000
     assert reader.time_span_ns() == (1000, 1999)
     df = pl.read_parquet(reader.segments[0])
-    assert df.schema == pl.Schema({"t_rx_ns": pl.Int64, "transport": pl.Utf8, "channel": pl.Utf8, "payload": pl.Binary})
+    assert df.schema == pl.Schema(
+        {"t_rx_ns": pl.Int64, "transport": pl.Utf8, "channel": pl.Utf8, "payload": pl.Binary}
+    )
 
 
 def test_rows_going_back_in_time_are_clamped(tmp_path):
@@ -35,6 +42,6 @@ def test_foreign_sample_reads(sample_recording):
     reader = RecordingReader(sample_recording)
     msgs = list(reader.messages())
     assert len(msgs) == pl.read_parquet(sample_recording / "feeds" / "seg-0000.parquet").height
-    assert all(a.t_rx_ns <= b.t_rx_ns for a, b in zip(msgs, msgs[1:], strict=False))
+    assert all(a.t_rx_ns <= b.t_rx_ns for a, b in itertools.pairwise(msgs))
     assert {m.transport for m in msgs} == {"mqtt", "serial"}
     assert reader.truth() is None

@@ -17,10 +17,16 @@ def test_topic_matches():
 def test_routes_ignores_and_rejects(sample_recording):
     router = Router(load_config(sample_recording / "site.toml"))
     t = 1_767_686_401_000_000_000
-    ok = router.decode(t, "mqtt", "rampart/dc-east-1/radar/radar-1/plots",
-                       b'{"sensor":"radar-1","t":1767686400.9,"scan":1,"plots":[]}')
+    ok = router.decode(
+        t,
+        "mqtt",
+        "rampart/dc-east-1/radar/radar-1/plots",
+        b'{"sensor":"radar-1","t":1767686400.9,"scan":1,"plots":[]}',
+    )
     assert isinstance(ok[0], RadarScan)
-    assert router.decode(t, "mqtt", "rampart/dc-east-1/radar/radar-1/status", b'{"state":"ok"}') == []
+    assert (
+        router.decode(t, "mqtt", "rampart/dc-east-1/radar/radar-1/status", b'{"state":"ok"}') == []
+    )
     assert router.ignored["rampart/dc-east-1/radar/radar-1/status"] == 1
     (rej,) = router.decode(t, "mqtt", "rampart/dc-east-1/radar/radar-9/plots", b"{}")
     assert rej.reason == "unknown_sensor" and "radar-9" in rej.detail

@@ -62,7 +62,7 @@ def test_problems_name_key_and_line():
 
 
 def test_duplicate_ids_and_boards_rejected():
-    dup = GOOD + GOOD[GOOD.index("[[sensors]]\nid = \"pq-a\"") :]
+    dup = GOOD + GOOD[GOOD.index('[[sensors]]\nid = "pq-a"') :]
     with pytest.raises(ConfigError) as err:
         parse_config(dup)
     text = " ".join(err.value.problems)

@@ -31,7 +31,18 @@ class Recorder:
             return []
         self.seen.append((rec.t_ns, rec.scan))
         if rec.scan % 5 == 0:
-            return [Finding(f"k{rec.scan}", "open", "test", "low", 0.5, (rec.sensor,), rec.t_ns, f"scan {rec.scan}")]
+            return [
+                Finding(
+                    f"k{rec.scan}",
+                    "open",
+                    "test",
+                    "low",
+                    0.5,
+                    (rec.sensor,),
+                    rec.t_ns,
+                    f"scan {rec.scan}",
+                )
+            ]
         return []
 
     def on_tick(self, watermark_ns):
@@ -47,7 +58,9 @@ def make(lateness_s: float = 1.0):
     det = Recorder()
     ledger = RejectLedger()
     alerts = []
-    eng = Engine([det], IncidentBook("site"), ledger, alerts.append, EngineSettings(lateness_s=lateness_s))
+    eng = Engine(
+        [det], IncidentBook("site"), ledger, alerts.append, EngineSettings(lateness_s=lateness_s)
+    )
     return eng, det, ledger, alerts
 
 

@@ -18,7 +18,13 @@ GNSS = Sensor("gnss-1", "gnss", "serial", port="/dev/null", fault_after_s=5.0)
 
 def run(records, sensors=(RADAR,)):
     alerts = []
-    eng = Engine([SensorSupervision(sensors)], IncidentBook("site"), RejectLedger(), alerts.append, EngineSettings(lateness_s=0.5))
+    eng = Engine(
+        [SensorSupervision(sensors)],
+        IncidentBook("site"),
+        RejectLedger(),
+        alerts.append,
+        EngineSettings(lateness_s=0.5),
+    )
     for r in sorted(records, key=lambda r: r.t_rx_ns):
         eng.push(r)
         eng.advance(r.t_rx_ns)
@@ -35,9 +41,14 @@ def garbage(sensor: str, t_s: float) -> Rejected:
 
 
 def test_silence_opens_and_recovery_closes():
-    scans = [radar(t, i) for i, t in enumerate(range(0, 20))] + [radar(t, 100 + t) for t in range(40, 60)]
+    scans = [radar(t, i) for i, t in enumerate(range(0, 20))] + [
+        radar(t, 100 + t) for t in range(40, 60)
+    ]
     alerts = run(scans)
-    assert [(a.kind, a.state) for a in alerts] == [("sensor_fault", "open"), ("sensor_fault", "closed")]
+    assert [(a.kind, a.state) for a in alerts] == [
+        ("sensor_fault", "open"),
+        ("sensor_fault", "closed"),
+    ]
     opened, closed = alerts
     assert opened.incident_id == closed.incident_id
     assert opened.details["reason"] == "silent"
@@ -53,7 +64,9 @@ def test_no_fault_when_sensor_keeps_talking():
 
 
 def test_garbage_only_sensor_is_a_fault_with_reason_garbage():
-    recs = [radar(t, t) for t in range(0, 10)] + [garbage("radar-1", 10 + 0.5 * k) for k in range(40)]
+    recs = [radar(t, t) for t in range(0, 10)] + [
+        garbage("radar-1", 10 + 0.5 * k) for k in range(40)
+    ]
     recs += [radar(t, t) for t in range(31, 35)]
     alerts = run(recs)
     assert [a.state for a in alerts] == ["open", "closed"]
@@ -72,10 +85,31 @@ def test_power_frame_gap_is_a_silent_fault_with_lost_frames():
 
     def frame(seq: int, lost: int = 0) -> PowerFrame:
         t = seq * 20_000_000
-        return PowerFrame("pq-a", t, t + 21_000_000, 1, seq, 12800, False, False, ("va", "vb", "vc"),
-                          np.zeros((256, 3), np.int16), np.ones(3, np.float32), lost)
+        return PowerFrame(
+            "pq-a",
+            t,
+            t + 21_000_000,
+            1,
+            seq,
+            12800,
+            False,
+            False,
+            ("va", "vb", "vc"),
+            np.zeros((256, 3), np.int16),
+            np.ones(3, np.float32),
+            lost,
+        )
 
-    frames = [frame(s) for s in range(100)] + [frame(300, lost=199)] + [frame(s) for s in range(301, 320)]
+    frames = (
+        [frame(s) for s in range(100)]
+        + [frame(300, lost=199)]
+        + [frame(s) for s in range(301, 320)]
+    )
     alerts = run(frames, sensors=(pq,))
-    assert [(a.state, a.details["reason"]) for a in alerts] == [("open", "silent"), ("closed", "silent")]
-    assert alerts[1].details["lost_frames_total"] == 199  # the close says the link lost frames, not the board
+    assert [(a.state, a.details["reason"]) for a in alerts] == [
+        ("open", "silent"),
+        ("closed", "silent"),
+    ]
+    assert (
+        alerts[1].details["lost_frames_total"] == 199
+    )  # the close says the link lost frames, not the board
