@@ -6,12 +6,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
-DEMO   ?= replay_data/coordinated
+DEMO   ?= replay_data/sensor_faults
 # Debian packages the test suite needs (none yet beyond Python; the broker and
 # serial tests of later issues add mosquitto and socat here).
 SYSTEM_PACKAGES ?=
 
-.PHONY: demo test lint format bench venv system-packages clean
+.PHONY: demo test lint format bench venv system-packages clean regen-replay-data
 
 venv: $(STAMP)
 
@@ -47,6 +47,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/replay_speed.py
+
+# Regenerate replay_data/ recordings and their expected alerts, on purpose (review the diff).
+regen-replay-data: $(STAMP)
+	$(BIN)/python replay_data/regenerate.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -62,8 +62,9 @@ import numpy as np
 from cobs import cobs
 
 from drivers.power_frame import encode_frame
-from drivers.power_stream import waveform_topic
 from drivers.recording import RecordingWriter
+from drivers.site_text import keep_sensors, set_sensor_list
+from drivers.topics import stream_topic
 from fusion.config import Sensor, parse_config
 
 log = logging.getLogger("rampart.comtrade")
@@ -172,8 +173,10 @@ def import_comtrade(
     start_ns = _start_time_ns(rec, loaded, notes)
     blocks, t_rel_ns = _blocks_and_times(rec, rows)
 
+    # The recording holds this sensor only: the site's other sensors were not recorded.
+    site_toml = keep_sensors(site_toml, {sensor.id})
     if len(chosen) != len(sensor.channels):
-        site_toml = _with_channels(site_toml, sensor.id, sensor_channels)
+        site_toml = set_sensor_list(site_toml, sensor.id, "channels", sensor_channels)
         notes.append(
             f"record has {len(chosen)} usable channels for {len(sensor.channels)} configured: "
             f"site.toml channels of {sensor.id} set to {list(sensor_channels)}"
@@ -181,7 +184,7 @@ def import_comtrade(
     if sensor.transport == "serial":
         transport, channel = "serial", sensor.id
     else:
-        transport, channel = "mqtt", waveform_topic(sensor, config.site.id)
+        transport, channel = "mqtt", stream_topic(config.site.id, sensor, "waveform")
     board = sensor.board if sensor.board is not None else 0
 
     frames = 0
@@ -511,45 +514,3 @@ def _timestamp_blocks(t_ns: np.ndarray) -> list[_Block]:
         blocks.append(_Block(start, stop, 1e9 / med if med > 0 else 1.0))
         start = stop
     return blocks
-
-
-# --- site configuration ------------------------------------------------------
-
-
-def _with_channels(site_toml: str, sensor_id: str, channels: tuple[str, ...]) -> str:
-    """The site TOML with sensor ``sensor_id``'s ``channels`` set, other text untouched."""
-    lines = site_toml.splitlines(keepends=True)
-    header = re.compile(r"^\s*\[\[\s*sensors\s*\]\]")
-    any_table = re.compile(r"^\s*\[")
-    id_line = re.compile(rf"^\s*id\s*=\s*[\"']{re.escape(sensor_id)}[\"']")
-    new_line = "channels = [" + ", ".join(f'"{c}"' for c in channels) + "]\n"
-    k = 0
-    while k < len(lines):
-        if header.match(lines[k]):
-            end = k + 1
-            while end < len(lines) and not any_table.match(lines[end]):
-                end += 1
-            block = lines[k + 1 : end]
-            id_at = next((j for j, ln in enumerate(block) if id_line.match(ln)), None)
-            if id_at is not None:
-                ch_at = next(
-                    (j for j, ln in enumerate(block) if re.match(r"^\s*channels\s*=", ln)), None
-                )
-                if ch_at is None:
-                    block.insert(id_at + 1, new_line)
-                else:
-                    last = ch_at
-                    while "]" not in block[last] and last + 1 < len(block):
-                        last += 1
-                    block[ch_at : last + 1] = [new_line]
-                text = "".join([*lines[: k + 1], *block, *lines[end:]])
-                got = parse_config(text, source="<site for import>").sensor(sensor_id)
-                if got is None or got.channels != tuple(channels):
-                    raise ComtradeImportError(
-                        f"could not set channels of {sensor_id} in the site TOML"
-                    )
-                return text
-            k = end
-        else:
-            k += 1
-    raise ComtradeImportError(f"sensor {sensor_id!r} has no [[sensors]] table in the site TOML")

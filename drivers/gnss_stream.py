@@ -62,6 +62,7 @@ from dataclasses import dataclass
 import numpy as np
 from pynmeagps import NMEAReader
 from pyubx2 import UBXReader
+from pyubx2.ubxtypes_core import UBX_MSGIDS
 
 from fusion.records import GnssMessage, Record, Rejected
 
@@ -421,6 +422,26 @@ def _public_fields(msg: object) -> dict:
     return {k: v for k, v in vars(msg).items() if k[:1] != "_"}
 
 
+def frame_identity(protocol: str, raw: bytes) -> str:
+    """A checked frame's identity without parsing its payload (cheap).
+
+    Agrees with ``decode_frame`` for standard messages and ``$PUBX``; for other
+    proprietary NMEA sentences it is the address field, for UBX ids pyubx2
+    does not know it is ``UBX-cc-ii`` in hex.
+    """
+    if protocol == "UBX":
+        return UBX_MSGIDS.get(raw[2:4]) or f"UBX-{raw[2]:02X}-{raw[3]:02X}"
+    if protocol == "NMEA":
+        end = raw.find(b",")
+        if end < 0:
+            end = raw.rfind(b"*")
+        header = raw[1:end].decode("ascii", "replace")
+        if header == "PUBX":  # u-blox proprietary: the message id is the first field
+            return header + raw[end + 1 : end + 3].decode("ascii", "replace")
+        return header if header[:1] == "P" else header[2:]
+    return f"RTCM3-{rtcm_msgtype(raw)}"
+
+
 def decode_frame(protocol: str, raw: bytes) -> tuple[str, dict]:
     """Identity and fields of one checked frame, via pyubx2 / pynmeagps; raises if undecodable."""
     if protocol == "UBX":
@@ -453,10 +474,25 @@ class GnssStreamDecoder:
 
     ``source`` names the stream in reject details (serial port or MQTT topic).
     ``counts`` tallies decoded messages by protocol and rejects by reason.
+
+    ``parse`` selects which identities are parsed into ``fields``: ``None``
+    parses every message; a set parses only those (``"GGA"``, ``"NAV-SAT"``,
+    ...), and other checked frames pass with their identity, their raw bytes
+    and empty ``fields``. Parsing with pyubx2/pynmeagps costs about 0.1-0.7 ms
+    a message, which dominates replay time, so the pipeline parses only what
+    its detectors read. A parsed identity that fails to parse is rejected as
+    ``undecodable``; an unparsed one is never parsed, so never rejected so.
     """
 
-    def __init__(self, sensor: str, source: str = "", max_buffer: int = 65536):
+    def __init__(
+        self,
+        sensor: str,
+        source: str = "",
+        max_buffer: int = 65536,
+        parse: frozenset[str] | None = None,
+    ):
         self.sensor = sensor
+        self.parse = parse
         self.source = source or sensor
         self.counts: Counter[str] = Counter()
         self._scanner = FrameScanner(max_buffer=max_buffer)
@@ -489,6 +525,14 @@ class GnssStreamDecoder:
                 detail = f"{self.source}: offset {ev.start}: {ev.detail}"
                 out.append(Rejected(self.sensor, t_rx_ns, t_rx_ns, ev.reason, detail))
                 continue
+            if self.parse is not None:
+                identity = frame_identity(ev.kind, ev.raw)
+                if identity not in self.parse:
+                    self.counts[ev.kind] += 1
+                    out.append(
+                        GnssMessage(self.sensor, t_rx_ns, t_rx_ns, ev.kind, identity, {}, ev.raw)
+                    )
+                    continue
             try:
                 identity, fields = decode_frame(ev.kind, ev.raw)
             except Exception as exc:  # pyubx2/pynmeagps raise many types on odd payloads

@@ -32,16 +32,6 @@ REBOOT_SEQ = 16
 _U32 = 1 << 32
 
 
-def waveform_topic(sensor: Sensor, site_id: str) -> str:
-    """The MQTT topic a power sensor's frames arrive on (stream ``waveform``)."""
-    topic = sensor.topic
-    if not topic:
-        return f"rampart/{site_id}/power/{sensor.id}/waveform"
-    if topic.endswith("/+") or topic.endswith("/#"):
-        return topic[:-1] + "waveform"
-    return topic
-
-
 class _FramePolicy:
     """Board, channel and sequence checks shared by both transports."""
 
@@ -143,7 +133,13 @@ class PowerSerialDecoder(_FramePolicy):
         n = len(self._buf)
         self._buf_offset += n
         self._buf.clear()
-        return [self._reject("truncated", f"byte {self._buf_offset - n}: {n} bytes of an unfinished frame at end of stream", t_rx_ns)]
+        return [
+            self._reject(
+                "truncated",
+                f"byte {self._buf_offset - n}: {n} bytes of an unfinished frame at end of stream",
+                t_rx_ns,
+            )
+        ]
 
     def _feed(self, payload: bytes, t_rx_ns: int) -> list[Record]:
         out: list[Record] = []

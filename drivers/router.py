@@ -24,45 +24,35 @@ from drivers.json_feeds import (
     SwitchgearEventsDecoder,
 )
 from drivers.power_stream import PowerMqttDecoder, PowerSerialDecoder
+from drivers.topics import default_topic, topic_matches
 from fusion.config import Sensor, SiteConfig
 from fusion.records import Record, Rejected
 
 # (kind, stream) -> decoder factory for MQTT; the contract's streams per sensor kind.
 _MQTT_STREAMS = {
-    ("radar", "plots"): lambda s, src: RadarPlotsDecoder(s.id, src),
-    ("rf", "detections"): lambda s, src: RfDetectionsDecoder(s.id, src),
-    ("rf", "spectrum"): lambda s, src: RfSpectrumDecoder(s.id, src),
-    ("switchgear", "events"): lambda s, src: SwitchgearEventsDecoder(s.id, src),
-    ("gnss", "raw"): lambda s, src: GnssStreamDecoder(s.id, src),
-    ("power", "waveform"): lambda s, src: PowerMqttDecoder(s, src),
+    ("radar", "plots"): lambda s, src, _: RadarPlotsDecoder(s.id, src),
+    ("rf", "detections"): lambda s, src, _: RfDetectionsDecoder(s.id, src),
+    ("rf", "spectrum"): lambda s, src, _: RfSpectrumDecoder(s.id, src),
+    ("switchgear", "events"): lambda s, src, _: SwitchgearEventsDecoder(s.id, src),
+    ("gnss", "raw"): lambda s, src, parse: GnssStreamDecoder(s.id, src, parse=parse),
+    ("power", "waveform"): lambda s, src, _: PowerMqttDecoder(s, src),
 }
 _SERIAL_KINDS = {
-    "gnss": lambda s, src: GnssStreamDecoder(s.id, src),
-    "power": lambda s, src: PowerSerialDecoder(s, src),
+    "gnss": lambda s, src, parse: GnssStreamDecoder(s.id, src, parse=parse),
+    "power": lambda s, src, _: PowerSerialDecoder(s, src),
 }
-
-
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT 3.1.1 §4.7 topic filter matching ('+' one level, '#' the rest)."""
-    f_parts = topic_filter.split("/")
-    t_parts = topic.split("/")
-    for i, f in enumerate(f_parts):
-        if f == "#":
-            return True
-        if i >= len(t_parts):
-            return False
-        if f != "+" and f != t_parts[i]:
-            return False
-    return len(f_parts) == len(t_parts)
-
-
-def default_topic(site_id: str, sensor: Sensor) -> str:
-    return f"rampart/{site_id}/{sensor.kind}/{sensor.id}/+"
 
 
 class Router:
-    def __init__(self, site: SiteConfig):
+    """Routes received messages to per-stream decoders.
+
+    ``gnss_parse`` is the set of GNSS message identities to parse into fields
+    (None: all); the pipeline passes what its detectors read.
+    """
+
+    def __init__(self, site: SiteConfig, gnss_parse: frozenset[str] | None = None):
         self.site = site
+        self.gnss_parse = gnss_parse
         self._serial = {s.id: s for s in site.sensors if s.transport == "serial"}
         self._mqtt = [
             (s.topic or default_topic(site.site.id, s), s)
@@ -104,7 +94,9 @@ class Router:
                             f"no serial decoder for {sensor.kind} sensors",
                         )
                     ]
-                decoder = self._decoders[key] = factory(sensor, f"serial {sensor.id}")
+                decoder = self._decoders[key] = factory(
+                    sensor, f"serial {sensor.id}", self.gnss_parse
+                )
             return decoder.feed(payload, t_rx_ns)
         if transport != "mqtt":
             return [
@@ -134,7 +126,9 @@ class Router:
         decoder = self._decoders.get(key)
         if decoder is None and key not in self._decoders:
             factory = _MQTT_STREAMS.get((sensor.kind, stream))
-            decoder = self._decoders[key] = factory(sensor, f"topic {channel}") if factory else None
+            decoder = self._decoders[key] = (
+                factory(sensor, f"topic {channel}", self.gnss_parse) if factory else None
+            )
         if decoder is None:
             self.ignored[channel] += 1
             return []

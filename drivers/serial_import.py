@@ -41,6 +41,7 @@ from pyubx2 import UBXReader
 
 from drivers.gnss_stream import FrameScanner
 from drivers.recording import RecordingWriter
+from drivers.site_text import keep_sensors
 from fusion.config import Sensor
 
 NS = 1_000_000_000
@@ -297,7 +298,8 @@ def import_serial(
     messages = sum(
         1 for ev in scanner.push(data) + scanner.finish() if ev.kind in ("NMEA", "UBX", "RTCM3")
     )
-    with RecordingWriter(out_dir, site_toml) as writer:
+    # The recording holds this sensor only: the site's other sensors were not recorded.
+    with RecordingWriter(out_dir, keep_sensors(site_toml, {sensor.id})) as writer:
         begin = 0
         for end, t in zip(ends.tolist(), times.tolist(), strict=True):
             writer.append(t, "serial", sensor.id, data[begin:end])

@@ -30,6 +30,10 @@ class Finding:
 
 
 class Detector(Protocol):
+    """A detector. It may also set ``gnss_identities``, a frozenset of GNSS message
+    identities (``"NAV-SAT"``, ``"GSV"``, ...) whose fields it reads: only those are
+    parsed, the rest reach it with identity and raw bytes only."""
+
     name: str
     consumes: tuple[type, ...]  # record types routed to on_record
 

@@ -72,6 +72,7 @@ from drivers.simulated.base import (
     SpoofingEpisode,
     TruthRow,
 )
+from drivers.topics import stream_topic
 from fusion.config import Sensor
 from fusion.geo import EnuFrame, geodetic_to_ecef
 
@@ -678,15 +679,6 @@ def _date_of(utc_ns: int) -> dt.date:
     return dt.datetime.fromtimestamp(utc_ns // NS, dt.UTC).date()
 
 
-def _raw_topic(ctx: SimContext, sensor: Sensor) -> str:
-    topic = sensor.topic
-    if not topic:
-        return f"rampart/{ctx.site.site.id}/gnss/{sensor.id}/raw"
-    if topic.endswith("/+") or topic.endswith("/#"):
-        return topic[:-1] + "raw"
-    return topic
-
-
 def _transport(
     ctx: SimContext, sensor: Sensor, epochs: list[_Epoch], rng: np.random.Generator
 ) -> list[FeedRow]:
@@ -706,7 +698,7 @@ def _transport(
                 pos = end
             line_free = start + len(data) * byte_ns
     else:
-        topic = _raw_topic(ctx, sensor)
+        topic = stream_topic(ctx.site.site.id, sensor, "raw")
         for ep in epochs:
             t_rx = ep.utc_ns + rng.uniform(60e6, 110e6) + rng.uniform(3e6, 25e6)
             rows.append(FeedRow(int(t_rx), "mqtt", topic, _epoch_bytes(ep)))

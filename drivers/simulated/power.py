@@ -66,8 +66,8 @@ import numpy as np
 from cobs import cobs
 
 from drivers.power_frame import FULL_SCALE_NEG, FULL_SCALE_POS, encode_frame
-from drivers.power_stream import waveform_topic
 from drivers.simulated.base import NS, FeedRow, PowerEvent, SimContext, SimOutput, TruthRow
+from drivers.topics import stream_topic
 from fusion.config import Sensor
 
 log = logging.getLogger("rampart.sim.power")
@@ -417,7 +417,7 @@ class _FrontEnd:
             self.link = _SerialLink(sensor, link_rng, ctx.t0_ns)
             self.serial = True
         else:
-            self.link = _MqttLink(waveform_topic(sensor, ctx.site.site.id), link_rng)
+            self.link = _MqttLink(stream_topic(ctx.site.site.id, sensor, "waveform"), link_rng)
             self.serial = False
 
     def block(self, b: int, n_frames_total: int) -> list[FeedRow]:
@@ -535,7 +535,10 @@ def _plan(
             }
             payload = json.dumps(body, separators=(",", ":")).encode()
             switch_rows.append(
-                (t_ns, FeedRow(t_rx, "mqtt", _events_topic(gear, ctx.site.site.id), payload))
+                (
+                    t_ns,
+                    FeedRow(t_rx, "mqtt", stream_topic(ctx.site.site.id, gear, "events"), payload),
+                )
             )
     for m in models.values():  # envelopes scale the waveform, then transients add to it
         m.effects.sort(key=lambda e: e.order)
@@ -646,15 +649,6 @@ def _switchgear_for(sensors: list[Sensor], feed: str) -> Sensor | None:
         if s.feed is None:
             return s
     return sensors[0] if sensors else None
-
-
-def _events_topic(sensor: Sensor, site_id: str) -> str:
-    topic = sensor.topic
-    if not topic:
-        return f"rampart/{site_id}/switchgear/{sensor.id}/events"
-    if topic.endswith("/+") or topic.endswith("/#"):
-        return topic[:-1] + "events"
-    return topic
 
 
 # --------------------------------------------------------------------------- public

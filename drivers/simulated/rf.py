@@ -25,6 +25,7 @@ import numpy as np
 
 from drivers.simulated.base import NS, FeedRow, JammingEpisode, PowerEvent, SimContext, SimOutput
 from drivers.simulated.objects import MovingObject, sensor_enu, split_objects
+from drivers.topics import stream_topic
 from fusion.config import Sensor
 
 # Swept GNSS bands: (name, centre of the first bin in Hz, bins). 1 MHz bins.
@@ -89,18 +90,10 @@ def simulate_rf(
     return out
 
 
-def stream_topic(sensor: Sensor, stream: str) -> str:
-    """The sensor's topic with its last level (a '+' filter or a stream) set to ``stream``."""
-    topic = sensor.topic or f"rampart/sim/rf/{sensor.id}/+"
-    parts = topic.split("/")
-    parts[-1] = stream
-    return "/".join(parts)
-
-
-def _row(sensor: Sensor, stream: str, t_rx_ns: int, payload: bytes) -> FeedRow:
+def _row(site_id: str, sensor: Sensor, stream: str, t_rx_ns: int, payload: bytes) -> FeedRow:
     if sensor.transport == "serial":
         return FeedRow(t_rx_ns, "serial", sensor.id, payload + b"\n")
-    return FeedRow(t_rx_ns, "mqtt", stream_topic(sensor, stream), payload)
+    return FeedRow(t_rx_ns, "mqtt", stream_topic(site_id, sensor, stream), payload)
 
 
 def _fspl_db(d_m: np.ndarray, f_hz: float) -> np.ndarray:
@@ -129,7 +122,15 @@ def _detections(
         dets = sorted(per_report[k], key=lambda d: (d["freq_hz"], d["rssi_dbm"]))
         msg = {"sensor": sensor.id, "t": round(t_ns / NS, 6), "detections": dets}
         payload = json.dumps(msg, separators=(",", ":")).encode()
-        rows.append(_row(sensor, "detections", t_ns + round(float(latency[k]) * NS), payload))
+        rows.append(
+            _row(
+                ctx.site.site.id,
+                sensor,
+                "detections",
+                t_ns + round(float(latency[k]) * NS),
+                payload,
+            )
+        )
     return rows
 
 
@@ -291,5 +292,9 @@ def _sweeps(
             "power_dbm": power[g],
         }
         payload = json.dumps(msg, separators=(",", ":")).encode()
-        rows.append(_row(sensor, "spectrum", t_ns + round(float(latency[g]) * NS), payload))
+        rows.append(
+            _row(
+                ctx.site.site.id, sensor, "spectrum", t_ns + round(float(latency[g]) * NS), payload
+            )
+        )
     return rows

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO if args.log_info else logging.ERROR,
+        level=logging.DEBUG if args.verbose else logging.INFO if args.log_info else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-info",
         action="store_true",
-        help="info logging on stderr (rejections are logged as warnings)",
+        help="info logging on stderr (rejections are always logged, as warnings)",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -39,12 +39,21 @@ class ActivityLog:
 
 class Pipeline:
     def __init__(
-        self, site: SiteConfig, emit: Callable[[Alert], None], keep_activity: bool = False
+        self,
+        site: SiteConfig,
+        emit: Callable[[Alert], None],
+        keep_activity: bool = False,
+        parse_all_gnss: bool = False,
     ):
         self.site = site
         self.ledger = RejectLedger()
-        self.router = Router(site)
         self.detectors = build_detectors(site)
+        # GNSS messages are parsed only for the identities some detector reads
+        # (Detector.gnss_identities); parsing is most of GNSS decoding's cost.
+        wanted = frozenset().union(
+            *(getattr(d, "gnss_identities", frozenset()) for d in self.detectors)
+        )
+        self.router = Router(site, gnss_parse=None if parse_all_gnss else wanted)
         self.incidents = IncidentBook(site.site.id)
         self.alerts: list[Alert] = []
 

@@ -344,3 +344,32 @@ def test_random_bytes_never_raise(parts, cuts: list[int]) -> None:
         else:  # anything decoded is a whole, checked frame on its own
             again = messages(decode_all(r.raw))
             assert [(m.identity, m.raw) for m in again] == [(r.identity, r.raw)]
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: p.name)
+def test_unparsed_identities_match_parsed_ones(path):
+    """With parse=frozenset() (nothing parsed), every frame keeps the identity a full parse gives."""
+    data = load(path)
+
+    def decode(parse):
+        dec = GnssStreamDecoder("gnss-1", parse=parse)
+        out = dec.feed(data, 1) + dec.flush(2)
+        return [
+            (r.protocol, r.identity, r.fields != {}) if isinstance(r, GnssMessage) else r.reason
+            for r in out
+        ]
+
+    full = decode(None)
+    cheap = decode(frozenset())
+    only_gga = decode(frozenset({"GGA"}))
+    assert len(full) == len(cheap) == len(only_gga)
+    for f, c, g in zip(full, cheap, only_gga, strict=True):
+        if f == "undecodable":  # a frame pyubx2 cannot parse is only found when parsed
+            assert isinstance(c, tuple) and c[1] == "CFG-VALSET"
+            continue
+        assert (
+            f == g
+            if isinstance(f, str) or f[1] == "GGA"
+            else (f[0], f[1]) == (g[0], g[1]) and not g[2]
+        )
+        assert f == c if isinstance(f, str) else (f[0], f[1]) == (c[0], c[1]) and not c[2]

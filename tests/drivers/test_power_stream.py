@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.power_frame import encode_frame
-from drivers.power_stream import PowerMqttDecoder, PowerSerialDecoder, waveform_topic
+from drivers.power_stream import PowerMqttDecoder, PowerSerialDecoder
+from drivers.topics import stream_topic
 from fusion.config import Sensor, load_config
 from fusion.records import PowerFrame, Rejected
 
@@ -295,9 +296,9 @@ def test_mqtt_record_fields():
 
 
 def test_waveform_topic():
-    assert waveform_topic(SENSOR, "s1") == "rampart/s1/power/pq-a/waveform"
+    assert stream_topic("s1", SENSOR, "waveform") == "rampart/s1/power/pq-a/waveform"
     s = Sensor(id="x", kind="power", transport="mqtt", board=1, topic="rampart/s1/power/x/+")
-    assert waveform_topic(s, "s1") == "rampart/s1/power/x/waveform"
+    assert stream_topic("s1", s, "waveform") == "rampart/s1/power/x/waveform"
 
 
 # --------------------------------------------------------------------------- interop sample

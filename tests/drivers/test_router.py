@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from drivers.router import Router, topic_matches
+from drivers.router import Router
+from drivers.topics import topic_matches
 from fusion.config import load_config
 from fusion.records import RadarScan
 

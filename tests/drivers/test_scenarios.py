@@ -32,7 +32,7 @@ QUIET_KINDS = {"bird", "aircraft", "drone_far", "switching", "sag", "fault", "cl
 # Short runs keep the file quick; scenarios whose story needs the full default run keep it.
 TEST_DURATION_S = {
     "approach": None, "swarm": None, "coordinated": None, "birds": 150.0, "aircraft": 120.0,
-    "far_drone": 120.0, "jamming": 120.0, "spoofing": 120.0, "emp": 60.0, "switching": 90.0,
+    "far_drone": 120.0, "jamming": 150.0, "spoofing": 150.0, "emp": 60.0, "switching": 90.0,
     "quiet_hour": 120.0,
 }  # fmt: skip
 SEED = 4
@@ -306,3 +306,8 @@ def test_same_seed_gives_identical_feeds():
     radar = [r.payload for r in a.feeds if stream_of(r.channel) == "plots"]
     assert radar != [r.payload for r in c.feeds if stream_of(r.channel) == "plots"]
     assert secs(a.feeds[-1].t_rx_ns) <= 32.0
+
+
+def test_too_short_a_duration_is_refused_clearly():
+    with pytest.raises(ValueError, match="scenario approach needs at least 240 s, not 60 s"):
+        build("approach", 1, 60.0)

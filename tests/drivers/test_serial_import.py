@@ -24,7 +24,10 @@ LOGS = sorted(
     [*GNSS.glob("gpsd/*.log"), *GNSS.glob("pyubx2/*.log"), *GNSS.glob("pyubx2/*.ubx")],
     key=lambda p: p.name,
 )
-SITE_TOML = '[site]\nid = "lab"\nlat = 52.0\nlon = 4.0\nalt_m = 10.0\n'
+SITE_TOML = (
+    '[site]\nid = "lab"\nlat = 52.0\nlon = 4.0\nalt_m = 10.0\n\n'
+    '[[sensors]]\nid = "gnss-1"\nkind = "gnss"\ntransport = "serial"\nport = "/dev/ttyACM0"\n'
+)
 
 
 def sensor(baud: int | None = 9600) -> Sensor:
