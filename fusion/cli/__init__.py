@@ -138,7 +138,7 @@ def _cmd_check_config(args) -> int:
 def _cmd_replay(args) -> int:
     from drivers.jsonl_sink import JsonlSink
     from drivers.recording import RecordingError, RecordingReader
-    from fusion.cli.replay import format_alert, replay, summary_table, write_empty_tracks
+    from fusion.cli.replay import format_alert, replay, summary_table, write_tracks
     from fusion.config import ConfigError, parse_config
 
     try:
@@ -173,9 +173,7 @@ def _cmd_replay(args) -> int:
     for sink in sinks:
         sink.close()
     if args.tracks_out:
-        # No detector produces tracks yet (the tracker is issue #3): the file has the
-        # contract's columns and no rows, so downstream tools still run.
-        write_empty_tracks(args.tracks_out)
+        write_tracks(args.tracks_out, result)
     print(summary_table(result))
     if args.report is not None:
         from fusion.cli.report import write_replay_report

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from drivers.router import Router
 from fusion.alerts import Alert
 from fusion.config import SiteConfig
+from fusion.detector import Detector
 from fusion.detectors import build_detectors
 from fusion.engine import Engine
 from fusion.incidents import IncidentBook
@@ -44,10 +45,11 @@ class Pipeline:
         emit: Callable[[Alert], None],
         keep_activity: bool = False,
         parse_all_gnss: bool = False,
+        detectors: list[Detector] | None = None,
     ):
         self.site = site
         self.ledger = RejectLedger()
-        self.detectors = build_detectors(site)
+        self.detectors = build_detectors(site) if detectors is None else list(detectors)
         # GNSS messages are parsed only for the identities some detector reads
         # (Detector.gnss_identities); parsing is most of GNSS decoding's cost.
         wanted = frozenset().union(

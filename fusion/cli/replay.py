@@ -74,6 +74,7 @@ def replay(
     keep_activity: bool = False,
     progress: bool | None = None,
     on_alert=None,
+    detectors: list | None = None,
 ) -> ReplayResult:
     """Replays ``rec_dir`` with ``site``'s settings; ``speed`` None means as fast as possible."""
     reader = RecordingReader(rec_dir)
@@ -84,7 +85,7 @@ def replay(
         if on_alert is not None:
             on_alert(alert)
 
-    pipe = Pipeline(site, emit, keep_activity=keep_activity)
+    pipe = Pipeline(site, emit, keep_activity=keep_activity, detectors=detectors)
     total = reader.row_count()
     if progress is None:
         progress = sys.stderr.isatty() and total > 20_000
@@ -110,8 +111,19 @@ def replay(
     return ReplayResult(pipe, wall, (span[0] or 0, span[1] or 0))
 
 
-def write_empty_tracks(path: Path) -> None:
-    pl.DataFrame(schema=TRACKS_SCHEMA).write_parquet(path)
+def write_tracks(path: Path, result: ReplayResult) -> int:
+    """The confirmed tracks of every detector that keeps them (``tracks_frame()``), as Parquet.
+
+    Without a tracking detector the file has the contract's columns and no rows,
+    so downstream tools still run. Returns the number of rows written.
+    """
+    frames = [d.tracks_frame() for d in result.pipeline.detectors if hasattr(d, "tracks_frame")]
+    frames = [f.select(list(TRACKS_SCHEMA)).cast(TRACKS_SCHEMA) for f in frames if f.height]
+    df = (
+        pl.concat(frames).sort("t_ns", "track_id") if frames else pl.DataFrame(schema=TRACKS_SCHEMA)
+    )
+    df.write_parquet(path)
+    return df.height
 
 
 def summary_table(result: ReplayResult) -> str:
