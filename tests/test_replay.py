@@ -7,12 +7,15 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from drivers.recording import RecordingReader, RecordingWriter
 from drivers.simulated import scenarios
 from drivers.simulated.base import NS, FeedRow, SimContext
 from drivers.simulated.faults import SensorFault, apply_faults
 from drivers.simulated.site import SIM_T0_NS
+from fusion.cli.pipeline import Pipeline
 from fusion.cli.replay import replay
 from fusion.config import parse_config
 
@@ -152,3 +155,67 @@ def test_out_of_order_duplicate_and_garbage_messages_in_a_recording(tmp_path):
     assert pipe.ledger.counts[("radar-1", "duplicate")] == dups
     assert pipe.ledger.counts[("radar-1", "bad_json")] == junk
     assert pipe.ledger.total("radar-1", "late") == 0
+
+
+_BASE = None
+
+
+def _base_feeds():
+    global _BASE
+    if _BASE is None:
+        site_toml, sim = scenarios.build("quiet_hour", seed=9, duration_s=12)
+        _BASE = (site_toml, sim.feeds)
+    return _BASE
+
+
+def _delivered(site, feeds):
+    pipe = Pipeline(site, lambda a: None)
+    for f in feeds:
+        pipe.receive(f.t_rx_ns, f.transport, f.channel, f.payload)
+    pipe.finish()
+    return pipe
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    junk=st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=12.0),
+            st.sampled_from(
+                ["radar", "rf", "gnss-2", "ats", "unknown-topic", "unknown-serial", "foreign-site"]
+            ),
+            st.binary(max_size=300),
+        ),
+        max_size=40,
+    )
+)
+def test_junk_on_any_channel_never_stops_the_pipeline_or_loses_other_data(junk):
+    """Random payloads injected on sensor topics and unknown channels: every clean message still gets through."""
+    site_toml, feeds = _base_feeds()
+    site = parse_config(site_toml)
+    channel = {
+        "radar": ("mqtt", site.sensor("radar-1").topic),
+        "rf": ("mqtt", "rampart/sim-site/rf/rf-1/detections"),
+        "gnss-2": ("mqtt", "rampart/sim-site/gnss/gnss-2/raw"),
+        "ats": ("mqtt", site.sensor("ats-1").topic),
+        "unknown-topic": ("mqtt", "rampart/sim-site/radar/radar-7/plots"),
+        "unknown-serial": ("serial", "ttyUSB9"),
+        "foreign-site": ("mqtt", "rampart/other-site/radar/radar-1/plots"),
+    }
+    clean = _delivered(site, feeds)
+    messy_feeds = list(feeds)
+    for t_s, where, payload in junk:
+        transport, ch = channel[where]
+        # GNSS junk is kept free of frame starts so it cannot swallow the next real frame.
+        if where == "gnss-2":
+            payload = bytes(b for b in payload if b not in b"$!\xb5\xd3")
+        messy_feeds.append(FeedRow(SIM_T0_NS + int(t_s * NS), transport, ch, payload))
+    messy_feeds.sort(key=lambda r: r.t_rx_ns)
+    messy = _delivered(site, messy_feeds)
+    assert messy.engine.delivered_by_sensor == clean.engine.delivered_by_sensor
+    # Each junk message is one counted rejection under the source it claimed.
+    assert clean.ledger.total() == 0
+    for where, source in (("radar", "radar-1"), ("rf", "rf-1"), ("ats", "ats-1")):
+        assert messy.ledger.total(source) == sum(1 for _, w, _ in junk if w == where)
+    unknown = sum(1 for _, w, _ in junk if w in ("unknown-topic", "unknown-serial", "foreign-site"))
+    assert messy.ledger.total(reason="unknown_sensor") == unknown
