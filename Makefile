@@ -7,9 +7,9 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 DEMO   ?= replay_data/sensor_faults
-# Debian packages the test suite needs (none yet beyond Python; the broker and
-# serial tests of later issues add mosquitto and socat here).
-SYSTEM_PACKAGES ?=
+# Debian packages the test suite needs: the tests start their own brokers and
+# servers on free loopback ports (never the machine's own services).
+SYSTEM_PACKAGES ?= mosquitto
 
 .PHONY: demo test lint format bench venv system-packages clean regen-replay-data
 

@@ -1,0 +1,325 @@
+"""``rampart run``: the edge-box service. Live sensors in, alerts out, 24/7.
+
+The same Pipeline as ``rampart replay`` (decoders, engine, detectors,
+incidents), fed live: the MQTT client's thread and the serial readers put
+received messages into the Intake (bounded per-source queues); one engine
+thread takes them in receive order per batch and, between messages, advances
+the engine's clock with the wall clock, so a sensor that falls silent is
+noticed even when nothing else arrives.
+
+Operational surface: /healthz, /readyz and /metrics on the ``[http] listen``
+address (loopback by default), JSON logs on stderr, systemd ``Type=notify``
+readiness and watchdog pings when ``NOTIFY_SOCKET`` is set, SIGTERM/SIGINT to
+stop, SIGHUP to reload the configuration (validated first; on any problem the
+running configuration stays and the problems are logged).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from drivers.mqtt_source import MqttSettings, MqttSource
+from drivers.recording import RecordingWriter
+from drivers.status_http import StatusServer
+from fusion.alerts import Alert
+from fusion.cli.intake import Intake, Received
+from fusion.cli.pipeline import Pipeline
+from fusion.config import ConfigError, SiteConfig, load_config
+
+log = logging.getLogger("rampart.service")
+
+NS = 1_000_000_000
+HEALTH_STALL_S = 10.0  # the engine loop must turn at least this often to be healthy
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per log line: time, level, logger, message (and exception)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "t": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def sd_notify(message: str) -> bool:
+    """systemd's notify protocol (sd_notify(3)): one datagram to $NOTIFY_SOCKET."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return False
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.connect(addr)
+        s.sendall(message.encode())
+    return True
+
+
+class _Snapshot:
+    """Figures copied by the engine thread once a second, read by /metrics scrapes."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.data: dict = {}
+
+
+class Service:
+    def __init__(
+        self,
+        config_path: Path,
+        sinks: list | None = None,
+        record_dir: Path | None = None,
+        process: bool = True,
+    ):
+        """``record_dir``: also write every received message to a recording there;
+        ``process`` False: record only (``rampart record``), no detection."""
+        self.config_path = Path(config_path)
+        self.site = load_config(self.config_path)
+        self.sinks = list(sinks or [])
+        self.process = process
+        self.recorder = (
+            RecordingWriter(record_dir, self.site.text) if record_dir is not None else None
+        )
+        self.alerts_out = 0
+        self.intake = Intake(
+            per_source=int(self.site.section("intake").get("queue_per_source", 2000))
+        )
+        self.pipeline = self._build_pipeline(self.site)
+        self.stop_event = threading.Event()
+        self.reload_requested = threading.Event()
+        self.ready = False
+        self._last_turn = time.monotonic()
+        self._snapshot = _Snapshot()
+        self.mqtt: MqttSource | None = None
+        mqtt_sensors = [s for s in self.site.sensors if s.transport == "mqtt"]
+        if mqtt_sensors:
+            settings = MqttSettings.from_section(
+                self.site.section("mqtt"), self.config_path.parent, f"rampart-{self.site.site.id}"
+            )
+            self.mqtt = MqttSource(settings, self.pipeline.router.subscriptions(), self._on_mqtt)
+        self.registry = CollectorRegistry()
+        self.registry.register(_Collector(self))
+        listen = str(self.site.section("http").get("listen", "127.0.0.1:9108"))
+        self.http = StatusServer(listen, self.registry, self._health, self._readiness)
+
+    # --- wiring --------------------------------------------------------------------------
+    def _build_pipeline(self, site: SiteConfig) -> Pipeline:
+        return Pipeline(site, self._emit)
+
+    def _emit(self, alert: Alert) -> None:
+        self.alerts_out += 1
+        for sink in self.sinks:
+            sink.send(alert)
+        log.info("alert %s %s %s: %s", alert.kind, alert.state, alert.severity, alert.summary)
+
+    def _on_mqtt(self, t_rx_ns: int, topic: str, payload: bytes) -> None:
+        self.intake.put(topic, Received(t_rx_ns, "mqtt", topic, payload))
+
+    def on_serial(self, sensor_id: str, t_rx_ns: int, chunk: bytes) -> None:
+        """For serial readers: one chunk read from a sensor's port."""
+        self.intake.put(sensor_id, Received(t_rx_ns, "serial", sensor_id, chunk))
+
+    # --- health ------------------------------------------------------------------------
+    def _health(self) -> list[str]:
+        stalled = time.monotonic() - self._last_turn
+        return (
+            [f"engine loop has not turned for {stalled:.1f} s"] if stalled > HEALTH_STALL_S else []
+        )
+
+    def _readiness(self) -> list[str]:
+        problems = self._health()
+        if not self.ready:
+            problems.append("detectors still warming up")
+        if self.mqtt is not None and not self.mqtt.connected.is_set():
+            problems.append(
+                f"mqtt: not connected to {self.mqtt.settings.host}:{self.mqtt.settings.port} ({self.mqtt.last_error or 'connecting'})"
+            )
+        return problems
+
+    # --- the loop ------------------------------------------------------------------------
+    def run(self, max_seconds: float | None = None) -> int:
+        """Runs until stopped (SIGTERM/SIGINT, ``stop_event``) or ``max_seconds`` pass."""
+        self.http.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
+        for det in self.pipeline.detectors:
+            warm = getattr(det, "warm_up", None)
+            if warm is not None:
+                warm()  # compile Numba kernels before claiming readiness
+        self.ready = True
+        sd_notify("READY=1")
+        log.info(
+            "rampart %s running: %d sensors, status on %s",
+            self.site.site.id,
+            len(self.site.sensors),
+            self.http.httpd.server_address,
+        )
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        last_watchdog = last_snapshot = 0.0
+        while not self.stop_event.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+            batch = self.intake.take(512, 0.1)
+            batch.sort(key=lambda r: r.t_rx_ns)  # round-robin across sources; receive order within
+            for item in batch:
+                if self.recorder is not None:
+                    self.recorder.append(item.t_rx_ns, item.transport, item.channel, item.payload)
+                if self.process:
+                    self.pipeline.receive(item.t_rx_ns, item.transport, item.channel, item.payload)
+            # Advance data time with the wall clock even when nothing arrives.
+            if self.process:
+                self.pipeline.engine.advance(time.time_ns())
+            now = time.monotonic()
+            self._last_turn = now
+            if now - last_snapshot >= 1.0:
+                self._take_snapshot()
+                last_snapshot = now
+            if now - last_watchdog >= 5.0:
+                sd_notify("WATCHDOG=1")
+                last_watchdog = now
+        self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        sd_notify("STOPPING=1")
+        if self.mqtt is not None:
+            self.mqtt.stop()
+        if self.process:
+            self.pipeline.finish()
+        if self.recorder is not None:
+            self.recorder.close()
+        for sink in self.sinks:
+            sink.close()
+        self.http.stop()
+
+    def reload(self) -> None:
+        """SIGHUP: validate the file; swap to it only when it is good, else keep running as is."""
+        try:
+            new_site = load_config(self.config_path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error(
+                    "reload refused, keeping the running configuration: %s: %s", exc.source, problem
+                )
+            return
+        old_filters = self.pipeline.router.subscriptions()
+        self.pipeline.finish()
+        self.site = new_site
+        self.pipeline = self._build_pipeline(new_site)
+        if self.mqtt is not None:
+            new_filters = self.pipeline.router.subscriptions()
+            if new_filters != old_filters:
+                self.mqtt.client.unsubscribe(old_filters)
+                self.mqtt.filters = new_filters
+                self.mqtt.client.subscribe([(f, 1) for f in new_filters])
+        log.info("configuration reloaded from %s", self.config_path)
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+
+    def _take_snapshot(self) -> None:
+        pipe = self.pipeline
+        engine = pipe.engine
+        lag = (
+            (time.time_ns() - engine.watermark_ns) / NS if engine.watermark_ns is not None else 0.0
+        )
+        data = {
+            "delivered": dict(engine.delivered_by_sensor),
+            "rejected": dict(pipe.ledger.counts),
+            "received": dict(self.intake.received),
+            "dropped": dict(self.intake.dropped),
+            "depth": self.intake.depth(),
+            "engine_lag_s": lag,
+            "pending": engine.pending,
+            "alerts": self.alerts_out,
+            "decode_s": pipe.decode_s,
+            "engine_s": pipe.engine_s,
+            "mqtt_connected": bool(self.mqtt and self.mqtt.connected.is_set()),
+            "mqtt_connects": self.mqtt.connects if self.mqtt else 0,
+        }
+        with self._snapshot.lock:
+            self._snapshot.data = data
+
+
+class _Collector:
+    """Prometheus collector over the service's last snapshot (scrapes never touch live state)."""
+
+    def __init__(self, service: Service):
+        self.service = service
+
+    def collect(self):
+        with self.service._snapshot.lock:
+            d = dict(self.service._snapshot.data)
+        if not d:
+            return
+        c = CounterMetricFamily(
+            "rampart_records", "Decoded records delivered to detectors", labels=["sensor"]
+        )
+        for sensor, n in sorted(d["delivered"].items()):
+            c.add_metric([sensor], n)
+        yield c
+        c = CounterMetricFamily("rampart_rejected", "Rejected inputs", labels=["source", "reason"])
+        for (source, reason), n in sorted(d["rejected"].items()):
+            c.add_metric([source, reason], n)
+        yield c
+        c = CounterMetricFamily(
+            "rampart_received", "Messages received per source", labels=["source"]
+        )
+        for source, n in sorted(d["received"].items()):
+            c.add_metric([source], n)
+        yield c
+        c = CounterMetricFamily(
+            "rampart_intake_dropped", "Messages dropped by a full intake queue", labels=["source"]
+        )
+        for source, n in sorted(d["dropped"].items()):
+            c.add_metric([source], n)
+        yield c
+        g = GaugeMetricFamily(
+            "rampart_intake_queue_depth", "Messages waiting per source", labels=["source"]
+        )
+        for source, n in sorted(d["depth"].items()):
+            g.add_metric([source], n)
+        yield g
+        yield GaugeMetricFamily(
+            "rampart_engine_lag_seconds",
+            "Wall clock minus the engine watermark",
+            value=d["engine_lag_s"],
+        )
+        yield GaugeMetricFamily(
+            "rampart_engine_pending", "Records waiting in the lateness window", value=d["pending"]
+        )
+        yield CounterMetricFamily("rampart_alerts", "Alerts emitted", value=d["alerts"])
+        yield CounterMetricFamily(
+            "rampart_decode_seconds", "Time spent decoding", value=d["decode_s"]
+        )
+        yield CounterMetricFamily(
+            "rampart_engine_seconds", "Time spent in the engine and detectors", value=d["engine_s"]
+        )
+        yield GaugeMetricFamily(
+            "rampart_mqtt_connected",
+            "1 when connected to the broker",
+            value=int(d["mqtt_connected"]),
+        )
+        yield CounterMetricFamily(
+            "rampart_mqtt_connects", "Successful broker connections", value=d["mqtt_connects"]
+        )
