@@ -193,3 +193,10 @@ def test_python_m_and_console_script_are_the_same_program(module):
         [str(script), "--version"], capture_output=True, text=True, timeout=60
     )
     assert via_m.stdout == via_script.stdout and via_m.stdout.startswith("rampart ")
+
+
+def test_deploy_example_configuration_is_valid():
+    out = rampart(
+        "check-config", str(Path(__file__).resolve().parents[1] / "deploy" / "site.example.toml")
+    )
+    assert out.returncode == 0, out.stdout

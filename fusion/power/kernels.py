@@ -1,0 +1,595 @@
+"""Streaming waveform kernels: one pass per channel, state in arrays, exact across frames.
+
+One call of ``_chain`` runs every sample of a frame, channel by channel, through
+the whole chain and carries every running quantity in the state arrays, so a
+stream fed in frames of 1, 7, 256 or 4096 samples gives the same events. Per
+sample:
+
+1. **Scaling and clipping.** Counts times the frame's scale; a count at
+   -32768 or +32767 is clipped (contract §2.5) and counted.
+2. **Zero crossings and frequency.** Positive-going zero crossings with a
+   hysteresis of ``zc_hysteresis`` (the signal must go below it before a
+   crossing counts, so noise and harmonics do not add crossings), located to a
+   fraction of a sample by linear interpolation; the period between two
+   crossings gives the frequency (IEC 61000-4-30 §5.1, zero-crossing method,
+   here per cycle instead of per 10 s).
+3. **Half-cycle RMS.** ``U_rms(1/2)`` of IEC 61000-4-30 §5.4.1: the RMS over
+   one cycle, refreshed every half cycle. The window is ``2·H`` samples with
+   ``H = N // 2`` and ``N = round(fs / f_nominal)`` (a fixed window, not
+   zero-crossing synchronised: its error is below 0.5 % for an odd ``N``).
+   Each refresh feeds two event machines with IEC 61000-4-30 §5.4.2 hysteresis:
+   a dip (``U < sag_pu``, ends at ``U >= sag_pu + hysteresis_pu``) and a swell
+   (``U > swell_pu``, ends at ``U <= swell_pu - hysteresis_pu``); thresholds are
+   those of IEEE 1159-2019 Table 2 (sag 0.1-0.9 pu, swell > 1.1 pu). An event
+   starts at the first sample of the window that crossed and ends at the last
+   sample of the window that recovered (IEC 61000-4-30 §5.4.2.1).
+4. **Cycle-to-cycle difference.** ``d[n] = x[n] - x[n - N]`` from a ring buffer
+   of two cycles: the steady waveform, harmonics included, cancels, and what
+   remains is what changed. An *excursion* starts when ``|d|`` exceeds
+   ``thr_on`` and lasts while ``|d|`` stays above ``thr_off`` with gaps shorter
+   than ``gap`` samples. Over it the chain keeps the peak deviation, the peak
+   of ``|x|``, the largest one-sample step (dv/dt), the Teager-Kaiser energy
+   ``Ψ[n] = d[n]² - d[n-1]·d[n+1]`` (Kaiser, "On a simple algorithm to
+   calculate the 'energy' of a signal", ICASSP 1990: large for sudden,
+   high-frequency content), the energy ``Σ d²/fs``, clipped samples and the
+   sign changes of ``d`` (an oscillation's half periods).
+5. **Transient type.** At its end an excursion is an *impulse* when it is
+   unidirectional, at most ``imax`` samples long and rose by at least
+   ``dv_min`` in one sample (IEEE 1159-2019 §4.4.1: impulsive transients are
+   unidirectional and end within about a millisecond); *oscillatory* when its
+   sign changes at ``osc_min_hz`` or faster (IEEE 1159 §4.4.2: capacitor
+   switching rings at a few hundred Hz); else a *waveshape change* (the onset
+   of a sag, a phase jump), which is evidence, not a transient.
+
+An impulse is patched out of the reference cycle once it has ended (its samples
+in the ring buffer are replaced by the cycle before), so it does not come back
+as a mirrored impulse one cycle later.
+
+Events are written to preallocated output arrays (struct of arrays: one column
+per field, named by the ``E_*``/``EF_*`` constants) and the half-cycle RMS with
+the tracked frequency to an envelope array. The public ``WaveformChain`` owns
+the state and the output buffers; ``reset`` ends open events as truncated, for a
+gap in the stream.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+# --- event kinds ---------------------------------------------------------------------
+K_IMPULSE = 1
+K_OSCILLATORY = 2
+K_WAVESHAPE = 3
+K_DIP = 4  # U_rms(1/2) below sag_pu: a sag, or an interruption when below interruption_pu
+K_SWELL = 5
+KIND_NAMES = {
+    K_IMPULSE: "impulse",
+    K_OSCILLATORY: "oscillatory",
+    K_WAVESHAPE: "waveshape",
+    K_DIP: "dip",
+    K_SWELL: "swell",
+}
+
+# --- integer state columns (one row per channel) -----------------------------------------
+I_IDX = 0  # absolute index of the next sample in this stream
+I_POS = 1  # ring buffer write position
+I_WARM = 2  # samples until the reference cycle is valid
+I_HCNT = 3  # samples in the current half cycle
+I_NHALF = 4  # half cycles completed
+I_ZARM = 5  # went below -zc_hysteresis since the last crossing
+I_EX_ON = 6
+I_EX_START = 7
+I_EX_LAST = 8  # last sample with |d| > thr_off
+I_EX_FLIPS = 9
+I_EX_SIGN = 10  # sign of d at the last sample above thr_off
+I_EX_CLIPS = 11
+I_EX_FLIP0 = 12  # index of the first sign change
+I_EX_FLIP1 = 13  # index of the last sign change
+I_LO_ON = 14
+I_LO_START = 15
+I_HI_ON = 16
+I_HI_START = 17
+I_CLIPS = 18  # clipped samples, all time
+I_EX_PEAK_IDX = 19
+I_EX_SIGN0 = 20  # polarity at the start of the excursion
+I_LO_CLIPS = 21  # clipped samples while a dip is open
+I_HI_CLIPS = 22
+N_ISTATE = 23
+
+# --- float state columns -------------------------------------------------------------------
+F_XPREV = 0
+F_D1 = 1  # d[n-1]
+F_D2 = 2  # d[n-2]
+F_SS = 3  # sum of squares, current half cycle
+F_SSP = 4  # sum of squares, previous half cycle
+F_ZLAST = 5  # fractional index of the last positive zero crossing; -1: none yet
+F_FREQ = 6  # tracked frequency, Hz; 0: not yet
+F_EX_PEAKD = 7  # signed d of largest magnitude
+F_EX_PEAKX = 8  # largest |x|
+F_EX_DV = 9  # largest |x[n] - x[n-1]|
+F_EX_TK = 10  # largest Teager-Kaiser energy of d
+F_EX_EN = 11  # sum of d²
+F_LO_MIN = 12  # lowest U_rms(1/2), pu, while a dip is open
+F_HI_MAX = 13
+F_RMS = 14  # latest U_rms(1/2), pu
+N_FSTATE = 15
+
+# --- parameters ----------------------------------------------------------------------------
+P_N = 0  # samples per nominal cycle
+P_FS = 1
+P_THR_ON = 2  # V
+P_THR_OFF = 3  # V
+P_GAP = 4  # samples
+P_IMAX = 5  # samples; 0: impulses cannot be resolved at this rate
+P_DVMIN = 6  # V per sample
+P_OSC_MIN_HZ = 7
+P_VRMS = 8  # nominal RMS, V
+P_SAG = 9  # pu
+P_SWELL = 10
+P_HYST = 11
+P_ZC_HYST = 12  # V
+N_PARAMS = 13
+
+# --- event columns ---------------------------------------------------------------------------
+E_CH = 0  # channel row (index into the chain's channels)
+E_KIND = 1
+E_START = 2  # first sample
+E_END = 3  # one past the last sample
+E_FLIPS = 4
+E_CLIPS = 5
+E_POLARITY = 6  # +1 / -1 (excursions), 0 (RMS events)
+E_PEAK_IDX = 7
+E_TRUNC = 8  # 1: ended by a gap in the stream, not by the signal
+N_EI = 9
+EF_PEAK_D = 0  # V, signed
+EF_PEAK_X = 1  # V
+EF_DV = 2  # V per sample
+EF_TK = 3  # V²
+EF_ENERGY = 4  # V²·s
+EF_RMS = 5  # pu: lowest (dip) or highest (swell) U_rms(1/2)
+EF_OSC_HZ = 6
+EF_FREQ = 7  # tracked mains frequency at the end, Hz
+N_EF = 8
+
+# envelope columns
+V_CH = 0
+V_IDX = 1  # one past the last sample of the window
+VF_RMS = 0  # pu
+VF_FREQ = 1
+
+
+@njit(cache=True, nogil=True)
+def _emit_excursion(k, ist, fst, buf, prm, ev_i, ev_f, n_ev, end_idx, pos, trunc):
+    """Ends channel ``k``'s open excursion: classify it, write it, patch out an impulse."""
+    start = ist[k, I_EX_START]
+    last = ist[k, I_EX_LAST]
+    dur = last - start + 1
+    flips = ist[k, I_EX_FLIPS]
+    fs = prm[P_FS]
+    imax = int(prm[P_IMAX])
+    osc_hz = 0.0
+    if flips >= 2 and ist[k, I_EX_FLIP1] > ist[k, I_EX_FLIP0]:
+        osc_hz = (flips - 1) * fs / (2.0 * (ist[k, I_EX_FLIP1] - ist[k, I_EX_FLIP0]))
+    if imax > 0 and dur <= imax and flips == 0 and fst[k, F_EX_DV] >= prm[P_DVMIN]:
+        kind = K_IMPULSE
+    elif flips >= 2 and osc_hz >= prm[P_OSC_MIN_HZ]:
+        kind = K_OSCILLATORY
+    else:
+        kind = K_WAVESHAPE
+    ev_i[n_ev, E_CH] = k
+    ev_i[n_ev, E_KIND] = kind
+    ev_i[n_ev, E_START] = start
+    ev_i[n_ev, E_END] = last + 1
+    ev_i[n_ev, E_FLIPS] = flips
+    ev_i[n_ev, E_CLIPS] = ist[k, I_EX_CLIPS]
+    ev_i[n_ev, E_POLARITY] = ist[k, I_EX_SIGN0]
+    ev_i[n_ev, E_PEAK_IDX] = ist[k, I_EX_PEAK_IDX]
+    ev_i[n_ev, E_TRUNC] = trunc
+    ev_f[n_ev, EF_PEAK_D] = fst[k, F_EX_PEAKD]
+    ev_f[n_ev, EF_PEAK_X] = fst[k, F_EX_PEAKX]
+    ev_f[n_ev, EF_DV] = fst[k, F_EX_DV]
+    ev_f[n_ev, EF_TK] = fst[k, F_EX_TK]
+    ev_f[n_ev, EF_ENERGY] = fst[k, F_EX_EN] / fs
+    ev_f[n_ev, EF_RMS] = 0.0
+    ev_f[n_ev, EF_OSC_HZ] = osc_hz
+    ev_f[n_ev, EF_FREQ] = fst[k, F_FREQ]
+    ist[k, I_EX_ON] = 0
+    if kind == K_IMPULSE and trunc == 0:
+        # Replace the impulse's samples in the reference by the cycle before them.
+        n = int(prm[P_N])
+        n2 = 2 * n
+        newest = end_idx - 1  # the sample just written, at pos - 1
+        if newest - start < n:
+            for j in range(start, last + 1):
+                p = (pos - 1 - (newest - j)) % n2
+                buf[k, p] = buf[k, (p + n) % n2]
+    return n_ev + 1
+
+
+@njit(cache=True, nogil=True)
+def _emit_rms(k, kind, start, end, extreme, clips, fst, ev_i, ev_f, n_ev, trunc):
+    ev_i[n_ev, E_CH] = k
+    ev_i[n_ev, E_KIND] = kind
+    ev_i[n_ev, E_START] = start
+    ev_i[n_ev, E_END] = end
+    ev_i[n_ev, E_FLIPS] = 0
+    ev_i[n_ev, E_CLIPS] = clips
+    ev_i[n_ev, E_POLARITY] = 0
+    ev_i[n_ev, E_PEAK_IDX] = start
+    ev_i[n_ev, E_TRUNC] = trunc
+    for c in range(N_EF):
+        ev_f[n_ev, c] = 0.0
+    ev_f[n_ev, EF_RMS] = extreme
+    ev_f[n_ev, EF_FREQ] = fst[k, F_FREQ]
+    return n_ev + 1
+
+
+@njit(cache=True, nogil=True)
+def _half_cycle(k, idx, ss, ssp, h, ist, fst, prm, ev_i, ev_f, n_ev, env_i, env_f, n_env):
+    """A half cycle ended at sample ``idx``: refresh U_rms(1/2) and run the dip/swell machines."""
+    rms = math.sqrt((ss + ssp) / (2.0 * h)) / prm[P_VRMS]
+    fst[k, F_RMS] = rms
+    env_i[n_env, V_CH] = k
+    env_i[n_env, V_IDX] = idx + 1
+    env_f[n_env, VF_RMS] = rms
+    env_f[n_env, VF_FREQ] = fst[k, F_FREQ]
+    n_env += 1
+    sag = prm[P_SAG]
+    swell = prm[P_SWELL]
+    hyst = prm[P_HYST]
+    if ist[k, I_LO_ON] == 0:
+        if rms < sag:
+            ist[k, I_LO_ON] = 1
+            ist[k, I_LO_START] = idx + 1 - 2 * h
+            ist[k, I_LO_CLIPS] = 0
+            fst[k, F_LO_MIN] = rms
+    else:
+        if rms < fst[k, F_LO_MIN]:
+            fst[k, F_LO_MIN] = rms
+        if rms >= sag + hyst:
+            n_ev = _emit_rms(
+                k, K_DIP, ist[k, I_LO_START], idx + 1, fst[k, F_LO_MIN], ist[k, I_LO_CLIPS],
+                fst, ev_i, ev_f, n_ev, 0,
+            )  # fmt: skip
+            ist[k, I_LO_ON] = 0
+    if ist[k, I_HI_ON] == 0:
+        if rms > swell:
+            ist[k, I_HI_ON] = 1
+            ist[k, I_HI_START] = idx + 1 - 2 * h
+            ist[k, I_HI_CLIPS] = 0
+            fst[k, F_HI_MAX] = rms
+    else:
+        if rms > fst[k, F_HI_MAX]:
+            fst[k, F_HI_MAX] = rms
+        if rms <= swell - hyst:
+            n_ev = _emit_rms(
+                k, K_SWELL, ist[k, I_HI_START], idx + 1, fst[k, F_HI_MAX], ist[k, I_HI_CLIPS],
+                fst, ev_i, ev_f, n_ev, 0,
+            )  # fmt: skip
+            ist[k, I_HI_ON] = 0
+    return n_ev, n_env
+
+
+@njit(cache=True, nogil=True)
+def _chain(counts, chans, scale, ist, fst, buf, prm, ev_i, ev_f, env_i, env_f):
+    """Runs ``counts[:, chans[k]] * scale[k]`` through channel ``k``'s chain; returns
+    (events written, envelope points written)."""
+    n = counts.shape[0]
+    nc = int(prm[P_N])
+    n2 = 2 * nc
+    h = nc // 2
+    fs = prm[P_FS]
+    thr_on = prm[P_THR_ON]
+    thr_off = prm[P_THR_OFF]
+    gap = int(prm[P_GAP])
+    zch = prm[P_ZC_HYST]
+    lo_per = 0.5 * nc
+    hi_per = 1.5 * nc
+    n_ev = 0
+    n_env = 0
+    for k in range(chans.shape[0]):
+        c = chans[k]
+        sc = scale[k]
+        idx = ist[k, I_IDX]
+        pos = ist[k, I_POS]
+        warm = ist[k, I_WARM]
+        hcnt = ist[k, I_HCNT]
+        zarm = ist[k, I_ZARM]
+        clips = ist[k, I_CLIPS]
+        ex_on = ist[k, I_EX_ON]
+        x_prev = fst[k, F_XPREV]
+        d1 = fst[k, F_D1]
+        d2 = fst[k, F_D2]
+        ss = fst[k, F_SS]
+        ssp = fst[k, F_SSP]
+        zlast = fst[k, F_ZLAST]
+        freq = fst[k, F_FREQ]
+        for i in range(n):
+            raw = counts[i, c]
+            x = raw * sc
+            clip = raw == 32767 or raw == -32768
+            if clip:
+                clips += 1
+            rpos = pos + nc
+            if rpos >= n2:
+                rpos -= n2
+            ref = buf[k, rpos]
+            buf[k, pos] = x
+            pos += 1
+            if pos == n2:
+                pos = 0
+            d = x - ref
+            # zero crossing, positive-going, with hysteresis
+            if x < -zch:
+                zarm = 1
+            elif zarm == 1 and x >= 0.0:
+                zarm = 0
+                tz = (idx - 1) + (-x_prev) / (x - x_prev)
+                if zlast >= 0.0:
+                    per = tz - zlast
+                    if lo_per < per < hi_per:
+                        freq = fs / per
+                zlast = tz
+            # U_rms(1/2)
+            ss += x * x
+            hcnt += 1
+            if hcnt == h:
+                ist[k, I_NHALF] += 1
+                if ist[k, I_NHALF] >= 2:
+                    fst[k, F_FREQ] = freq
+                    n_ev, n_env = _half_cycle(
+                        k, idx, ss, ssp, h, ist, fst, prm, ev_i, ev_f, n_ev, env_i, env_f, n_env
+                    )
+                ssp = ss
+                ss = 0.0
+                hcnt = 0
+            if clip:
+                if ist[k, I_LO_ON] == 1:
+                    ist[k, I_LO_CLIPS] += 1
+                if ist[k, I_HI_ON] == 1:
+                    ist[k, I_HI_CLIPS] += 1
+            # excursions of the cycle-to-cycle difference
+            ad = abs(d)
+            if ex_on == 1:
+                if ad > thr_off:
+                    s = 1 if d > 0.0 else -1
+                    if s != ist[k, I_EX_SIGN]:
+                        ist[k, I_EX_FLIPS] += 1
+                        if ist[k, I_EX_FLIPS] == 1:
+                            ist[k, I_EX_FLIP0] = idx
+                        ist[k, I_EX_FLIP1] = idx
+                        ist[k, I_EX_SIGN] = s
+                    ist[k, I_EX_LAST] = idx
+                    if ad > abs(fst[k, F_EX_PEAKD]):
+                        fst[k, F_EX_PEAKD] = d
+                        ist[k, I_EX_PEAK_IDX] = idx
+                    if abs(x) > fst[k, F_EX_PEAKX]:
+                        fst[k, F_EX_PEAKX] = abs(x)
+                    dv = abs(x - x_prev)
+                    if dv > fst[k, F_EX_DV]:
+                        fst[k, F_EX_DV] = dv
+                    if clip:
+                        ist[k, I_EX_CLIPS] += 1
+                    fst[k, F_EX_EN] += d * d
+                    tk = d1 * d1 - d2 * d
+                    if tk > fst[k, F_EX_TK]:
+                        fst[k, F_EX_TK] = tk
+                elif idx - ist[k, I_EX_LAST] > gap:
+                    fst[k, F_FREQ] = freq
+                    n_ev = _emit_excursion(k, ist, fst, buf, prm, ev_i, ev_f, n_ev, idx, pos, 0)
+                    ex_on = 0
+                else:
+                    fst[k, F_EX_EN] += d * d
+            elif ad > thr_on and warm == 0:
+                ex_on = 1
+                s = 1 if d > 0.0 else -1
+                ist[k, I_EX_ON] = 1
+                ist[k, I_EX_START] = idx
+                ist[k, I_EX_LAST] = idx
+                ist[k, I_EX_FLIPS] = 0
+                ist[k, I_EX_SIGN] = s
+                ist[k, I_EX_SIGN0] = s
+                ist[k, I_EX_CLIPS] = 1 if clip else 0
+                ist[k, I_EX_FLIP0] = idx
+                ist[k, I_EX_FLIP1] = idx
+                ist[k, I_EX_PEAK_IDX] = idx
+                fst[k, F_EX_PEAKD] = d
+                fst[k, F_EX_PEAKX] = abs(x)
+                fst[k, F_EX_DV] = abs(x - x_prev)
+                fst[k, F_EX_TK] = d1 * d1 - d2 * d
+                fst[k, F_EX_EN] = d * d
+            if warm > 0:
+                warm -= 1
+            d2 = d1
+            d1 = d
+            x_prev = x
+            idx += 1
+        ist[k, I_IDX] = idx
+        ist[k, I_POS] = pos
+        ist[k, I_WARM] = warm
+        ist[k, I_HCNT] = hcnt
+        ist[k, I_ZARM] = zarm
+        ist[k, I_CLIPS] = clips
+        fst[k, F_XPREV] = x_prev
+        fst[k, F_D1] = d1
+        fst[k, F_D2] = d2
+        fst[k, F_SS] = ss
+        fst[k, F_SSP] = ssp
+        fst[k, F_ZLAST] = zlast
+        fst[k, F_FREQ] = freq
+    return n_ev, n_env
+
+
+@njit(cache=True, nogil=True)
+def _end_open(ist, fst, buf, prm, ev_i, ev_f):
+    """Ends every open excursion and RMS event as truncated (a gap in the stream); returns
+    the events written."""
+    n_ev = 0
+    for k in range(ist.shape[0]):
+        idx = ist[k, I_IDX]
+        if ist[k, I_EX_ON] == 1:
+            n_ev = _emit_excursion(k, ist, fst, buf, prm, ev_i, ev_f, n_ev, idx, ist[k, I_POS], 1)
+        if ist[k, I_LO_ON] == 1:
+            n_ev = _emit_rms(
+                k, K_DIP, ist[k, I_LO_START], idx, fst[k, F_LO_MIN], ist[k, I_LO_CLIPS],
+                fst, ev_i, ev_f, n_ev, 1,
+            )  # fmt: skip
+            ist[k, I_LO_ON] = 0
+        if ist[k, I_HI_ON] == 1:
+            n_ev = _emit_rms(
+                k, K_SWELL, ist[k, I_HI_START], idx, fst[k, F_HI_MAX], ist[k, I_HI_CLIPS],
+                fst, ev_i, ev_f, n_ev, 1,
+            )  # fmt: skip
+            ist[k, I_HI_ON] = 0
+    return n_ev
+
+
+# --- public wrapper ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSettings:
+    """Thresholds of the chain, in per-unit of the nominal voltage (peak for waveform
+    quantities, RMS for U_rms(1/2)) and seconds; ``PowerSettings`` documents each."""
+
+    threshold_pu: float = 0.3
+    release_pu: float = 0.1
+    merge_gap_s: float = 1.0e-3
+    impulse_max_s: float = 1.0e-3
+    impulse_min_dvdt_pu: float = 10.0
+    impulse_min_fs_hz: float = 4000.0
+    oscillatory_min_hz: float = 200.0
+    sag_pu: float = 0.9
+    swell_pu: float = 1.1
+    hysteresis_pu: float = 0.02
+    zero_cross_hysteresis_pu: float = 0.1
+
+
+def chain_params(fs_hz: float, nominal_hz: float, nominal_v: float, s: ChainSettings) -> np.ndarray:
+    """The kernel's parameter vector for one stream."""
+    if not (fs_hz > 0 and nominal_hz > 0 and nominal_v > 0):
+        raise ValueError(f"fs_hz, nominal_hz and nominal_v must be > 0 ({fs_hz}, {nominal_hz}, {nominal_v})")
+    n = max(2, round(fs_hz / nominal_hz))
+    n -= n % 2 if n < 4 else 0
+    vpk = math.sqrt(2.0) * nominal_v
+    p = np.zeros(N_PARAMS)
+    p[P_N] = n
+    p[P_FS] = fs_hz
+    p[P_THR_ON] = s.threshold_pu * vpk
+    p[P_THR_OFF] = min(s.release_pu, s.threshold_pu) * vpk
+    gap = max(1, round(s.merge_gap_s * fs_hz))
+    imax = math.floor(s.impulse_max_s * fs_hz + 1e-9) if fs_hz >= s.impulse_min_fs_hz else 0
+    # An impulse is patched out of the reference cycle only while it is still in it.
+    imax = min(imax, max(0, n - gap - 1))
+    p[P_GAP] = gap
+    p[P_IMAX] = imax
+    # the fundamental's steepest slope is 2π·f·Vpk per second
+    p[P_DVMIN] = s.impulse_min_dvdt_pu * 2.0 * math.pi * nominal_hz * vpk / fs_hz
+    p[P_OSC_MIN_HZ] = s.oscillatory_min_hz
+    p[P_VRMS] = nominal_v
+    p[P_SAG] = s.sag_pu
+    p[P_SWELL] = s.swell_pu
+    p[P_HYST] = s.hysteresis_pu
+    p[P_ZC_HYST] = s.zero_cross_hysteresis_pu * vpk
+    return p
+
+
+class WaveformChain:
+    """The streaming kernel chain of one stream (one front-end at one sample rate).
+
+    ``process`` runs a block of samples and returns the events that ended in it
+    and the U_rms(1/2) envelope points; the returned arrays are views into
+    buffers reused by the next call (copy what you keep). Sample indices count
+    from the first sample the chain has seen (or since ``reset``).
+    """
+
+    def __init__(
+        self,
+        n_channels: int,
+        fs_hz: float,
+        nominal_hz: float,
+        nominal_v: float,
+        settings: ChainSettings = ChainSettings(),
+    ):
+        if n_channels < 1:
+            raise ValueError("a chain needs at least one channel")
+        self.n_channels = n_channels
+        self.fs_hz = float(fs_hz)
+        self.params = chain_params(fs_hz, nominal_hz, nominal_v, settings)
+        self.cycle = int(self.params[P_N])
+        self.istate = np.zeros((n_channels, N_ISTATE), dtype=np.int64)
+        self.fstate = np.zeros((n_channels, N_FSTATE), dtype=np.float64)
+        self.ring = np.zeros((n_channels, 2 * self.cycle), dtype=np.float64)
+        self._cap = 0
+        self._ev_i = self._ev_f = self._env_i = self._env_f = np.zeros((0, 1))
+        self._fresh(0)
+        self._grow(256)
+
+    def _fresh(self, start_index: int) -> None:
+        self.istate[:] = 0
+        self.fstate[:] = 0.0
+        self.ring[:] = 0.0
+        self.istate[:, I_IDX] = start_index
+        self.istate[:, I_WARM] = self.cycle
+        self.fstate[:, F_ZLAST] = -1.0
+
+    def _grow(self, n: int) -> None:
+        half = max(1, self.cycle // 2)
+        gap = int(self.params[P_GAP])
+        per_ch = n // (gap + 1) + 2 + 2 * (n // half + 2)
+        cap = self.n_channels * per_ch
+        if cap <= self._cap:
+            return
+        self._cap = cap
+        self._ev_i = np.zeros((cap, N_EI), dtype=np.int64)
+        self._ev_f = np.zeros((cap, N_EF), dtype=np.float64)
+        env = self.n_channels * (n // half + 2)
+        self._env_i = np.zeros((env, 2), dtype=np.int64)
+        self._env_f = np.zeros((env, 2), dtype=np.float64)
+        self._max_n = n
+
+    @property
+    def next_index(self) -> int:
+        return int(self.istate[0, I_IDX])
+
+    def process(
+        self, counts: np.ndarray, channels: np.ndarray, scale: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Runs ``counts[:, channels[k]] * scale[k]``; returns (ev_i, ev_f, env_i, env_f)."""
+        if counts.ndim != 2 or counts.dtype != np.int16:
+            raise ValueError("counts must be int16 of shape (n_samples, n_channels)")
+        if len(channels) != self.n_channels or len(scale) != self.n_channels:
+            raise ValueError(f"expected {self.n_channels} channels and scales")
+        if counts.shape[0] > self._max_n:
+            self._grow(counts.shape[0])
+        n_ev, n_env = _chain(
+            counts, channels, scale, self.istate, self.fstate, self.ring, self.params,
+            self._ev_i, self._ev_f, self._env_i, self._env_f,
+        )  # fmt: skip
+        return self._ev_i[:n_ev], self._ev_f[:n_ev], self._env_i[:n_env], self._env_f[:n_env]
+
+    def reset(self, start_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A gap: ends open events as truncated and starts afresh (at ``start_index``,
+        default: where the stream was); returns the ended events (copies)."""
+        n_ev = _end_open(self.istate, self.fstate, self.ring, self.params, self._ev_i, self._ev_f)
+        out = self._ev_i[:n_ev].copy(), self._ev_f[:n_ev].copy()
+        self._fresh(self.next_index if start_index is None else start_index)
+        return out
+
+    def open_rms(self) -> np.ndarray:
+        """Per channel: (dip open, dip start, swell open, swell start) as an int64 array."""
+        return self.istate[:, [I_LO_ON, I_LO_START, I_HI_ON, I_HI_START]]
+
+    def open_extremes(self) -> np.ndarray:
+        """Per channel: (lowest, highest) U_rms(1/2) of the open dip / swell, pu."""
+        return self.fstate[:, [F_LO_MIN, F_HI_MAX]]
+
+    def frequency_hz(self) -> np.ndarray:
+        return self.fstate[:, F_FREQ].copy()
+
+    def rms_pu(self) -> np.ndarray:
+        return self.fstate[:, F_RMS].copy()
