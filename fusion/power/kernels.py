@@ -163,8 +163,11 @@ VF_FREQ = 1
 
 
 @njit(cache=True, nogil=True)
-def _emit_excursion(k, ist, fst, buf, prm, ev_i, ev_f, n_ev, end_idx, pos, trunc):
-    """Ends channel ``k``'s open excursion: classify it, write it, patch out an impulse."""
+def _emit_excursion(k, ist, fst, buf, prm, ev_i, ev_f, n_ev, newest, pos, trunc):
+    """Ends channel ``k``'s open excursion: classify it, write it, patch out an impulse.
+
+    ``newest`` is the index of the sample last written to the ring, at ``pos - 1``.
+    """
     start = ist[k, I_EX_START]
     last = ist[k, I_EX_LAST]
     dur = last - start + 1
@@ -202,7 +205,6 @@ def _emit_excursion(k, ist, fst, buf, prm, ev_i, ev_f, n_ev, end_idx, pos, trunc
         # Replace the impulse's samples in the reference by the cycle before them.
         n = int(prm[P_N])
         n2 = 2 * n
-        newest = end_idx - 1  # the sample just written, at pos - 1
         if newest - start < n:
             for j in range(start, last + 1):
                 p = (pos - 1 - (newest - j)) % n2
@@ -252,9 +254,18 @@ def _half_cycle(k, idx, ss, ssp, h, ist, fst, prm, ev_i, ev_f, n_ev, env_i, env_
             fst[k, F_LO_MIN] = rms
         if rms >= sag + hyst:
             n_ev = _emit_rms(
-                k, K_DIP, ist[k, I_LO_START], idx + 1, fst[k, F_LO_MIN], ist[k, I_LO_CLIPS],
-                fst, ev_i, ev_f, n_ev, 0,
-            )  # fmt: skip
+                k,
+                K_DIP,
+                ist[k, I_LO_START],
+                idx + 1,
+                fst[k, F_LO_MIN],
+                ist[k, I_LO_CLIPS],
+                fst,
+                ev_i,
+                ev_f,
+                n_ev,
+                0,
+            )
             ist[k, I_LO_ON] = 0
     if ist[k, I_HI_ON] == 0:
         if rms > swell:
@@ -267,9 +278,18 @@ def _half_cycle(k, idx, ss, ssp, h, ist, fst, prm, ev_i, ev_f, n_ev, env_i, env_
             fst[k, F_HI_MAX] = rms
         if rms <= swell - hyst:
             n_ev = _emit_rms(
-                k, K_SWELL, ist[k, I_HI_START], idx + 1, fst[k, F_HI_MAX], ist[k, I_HI_CLIPS],
-                fst, ev_i, ev_f, n_ev, 0,
-            )  # fmt: skip
+                k,
+                K_SWELL,
+                ist[k, I_HI_START],
+                idx + 1,
+                fst[k, F_HI_MAX],
+                ist[k, I_HI_CLIPS],
+                fst,
+                ev_i,
+                ev_f,
+                n_ev,
+                0,
+            )
             ist[k, I_HI_ON] = 0
     return n_ev, n_env
 
@@ -432,23 +452,45 @@ def _end_open(ist, fst, buf, prm, ev_i, ev_f):
     for k in range(ist.shape[0]):
         idx = ist[k, I_IDX]
         if ist[k, I_EX_ON] == 1:
-            n_ev = _emit_excursion(k, ist, fst, buf, prm, ev_i, ev_f, n_ev, idx, ist[k, I_POS], 1)
+            n_ev = _emit_excursion(
+                k, ist, fst, buf, prm, ev_i, ev_f, n_ev, idx - 1, ist[k, I_POS], 1
+            )
         if ist[k, I_LO_ON] == 1:
             n_ev = _emit_rms(
-                k, K_DIP, ist[k, I_LO_START], idx, fst[k, F_LO_MIN], ist[k, I_LO_CLIPS],
-                fst, ev_i, ev_f, n_ev, 1,
-            )  # fmt: skip
+                k,
+                K_DIP,
+                ist[k, I_LO_START],
+                idx,
+                fst[k, F_LO_MIN],
+                ist[k, I_LO_CLIPS],
+                fst,
+                ev_i,
+                ev_f,
+                n_ev,
+                1,
+            )
             ist[k, I_LO_ON] = 0
         if ist[k, I_HI_ON] == 1:
             n_ev = _emit_rms(
-                k, K_SWELL, ist[k, I_HI_START], idx, fst[k, F_HI_MAX], ist[k, I_HI_CLIPS],
-                fst, ev_i, ev_f, n_ev, 1,
-            )  # fmt: skip
+                k,
+                K_SWELL,
+                ist[k, I_HI_START],
+                idx,
+                fst[k, F_HI_MAX],
+                ist[k, I_HI_CLIPS],
+                fst,
+                ev_i,
+                ev_f,
+                n_ev,
+                1,
+            )
             ist[k, I_HI_ON] = 0
     return n_ev
 
 
 # --- public wrapper ---------------------------------------------------------------------------
+
+MIN_CYCLE_SAMPLES = 8  # below this a cycle has too few samples for RMS or a difference
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,9 +514,15 @@ class ChainSettings:
 def chain_params(fs_hz: float, nominal_hz: float, nominal_v: float, s: ChainSettings) -> np.ndarray:
     """The kernel's parameter vector for one stream."""
     if not (fs_hz > 0 and nominal_hz > 0 and nominal_v > 0):
-        raise ValueError(f"fs_hz, nominal_hz and nominal_v must be > 0 ({fs_hz}, {nominal_hz}, {nominal_v})")
-    n = max(2, round(fs_hz / nominal_hz))
-    n -= n % 2 if n < 4 else 0
+        raise ValueError(
+            f"fs_hz, nominal_hz and nominal_v must be > 0 ({fs_hz}, {nominal_hz}, {nominal_v})"
+        )
+    n = round(fs_hz / nominal_hz)
+    if n < MIN_CYCLE_SAMPLES:
+        raise ValueError(
+            f"{fs_hz:g} samples/s is {fs_hz / nominal_hz:.1f} samples per {nominal_hz:g} Hz cycle; "
+            f"waveform analysis needs at least {MIN_CYCLE_SAMPLES}"
+        )
     vpk = math.sqrt(2.0) * nominal_v
     p = np.zeros(N_PARAMS)
     p[P_N] = n
@@ -567,9 +615,18 @@ class WaveformChain:
         if counts.shape[0] > self._max_n:
             self._grow(counts.shape[0])
         n_ev, n_env = _chain(
-            counts, channels, scale, self.istate, self.fstate, self.ring, self.params,
-            self._ev_i, self._ev_f, self._env_i, self._env_f,
-        )  # fmt: skip
+            counts,
+            channels,
+            scale,
+            self.istate,
+            self.fstate,
+            self.ring,
+            self.params,
+            self._ev_i,
+            self._ev_f,
+            self._env_i,
+            self._env_f,
+        )
         return self._ev_i[:n_ev], self._ev_f[:n_ev], self._env_i[:n_env], self._env_f[:n_env]
 
     def reset(self, start_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
