@@ -73,3 +73,30 @@ def test_not_toml():
     with pytest.raises(ConfigError) as err:
         parse_config("[site\nid=1")
     assert "not valid TOML" in err.value.problems[0]
+
+
+BROKEN = [
+    ('lat = 52.0\n', 'lat = "north"\n', "site.lat"),
+    ('id = "dc-east-1"', 'id = ""', "site.id"),
+    ('polygon = [[52.0010, 4.0010], [52.0010, 4.0030], [51.9995, 4.0030]]', "polygon = [[52.0, 4.0]]", "zones[0].polygon"),
+    ("alert_radius_m = 1500.0", "alert_radius_m = -1.0", "zones[0].alert_radius_m"),
+    ('kind = "radar"', 'kind = "sonar"', "sensors[0].kind"),
+    ('transport = "mqtt"', 'transport = "carrier-pigeon"', "sensors[0].transport"),
+    ('topic = "rampart/dc-east-1/radar/radar-1/plots"\n', "", "sensors[0].topic"),
+    ('port = "/dev/ttyUSB0"\n', "", "sensors[1].port"),
+    ("board = 1\n", "board = -4\n", "sensors[1].board"),
+    ("board = 1\n", "board = 1\nchannels = []\n", "sensors[1].channels"),
+    ("board = 1\n", "board = 1\nfault_after_s = -2\n", "sensors[1].fault_after_s"),
+    ("board = 1\n", "board = 1\nnominal_hz = 5000\n", "sensors[1].nominal_hz"),
+    ("board = 1\n", "board = 1\nmobile = 3\n", "sensors[1].mobile"),
+    ("[[zones]]", "[engine]\nlateness_s = 600\n\n[[zones]]", "engine.lateness_s"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "key"), BROKEN, ids=[b[2] for b in BROKEN])
+def test_each_broken_config_is_refused_naming_its_key(old, new, key):
+    assert old in GOOD
+    with pytest.raises(ConfigError) as err:
+        parse_config(GOOD.replace(old, new, 1), source="site.toml")
+    assert any(p.startswith(key + " ") or p.startswith(key + ":") for p in err.value.problems), err.value.problems
+    assert all("(line " in p for p in err.value.problems if p.startswith(key))
