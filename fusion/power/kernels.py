@@ -76,8 +76,8 @@ KIND_NAMES = {
 
 # --- integer state columns (one row per channel) -----------------------------------------
 I_IDX = 0  # absolute index of the next sample in this stream
-I_POS = 1  # ring buffer write position
-I_WARM = 2  # samples until the reference cycle is valid
+I_POS = 1  # unused (kept so column numbers stay stable)
+I_WARM = 2  # first sample index whose reference cycle is valid
 I_HCNT = 3  # samples in the current half cycle
 I_NHALF = 4  # half cycles completed
 I_ZARM = 5  # went below -zc_hysteresis since the last crossing
@@ -163,10 +163,10 @@ VF_FREQ = 1
 
 
 @njit(cache=True, nogil=True)
-def _emit_excursion(k, ist, fst, buf, prm, ev_i, ev_f, n_ev, newest, pos, trunc):
+def _emit_excursion(k, ist, fst, w, base, prm, ev_i, ev_f, n_ev, newest, trunc):
     """Ends channel ``k``'s open excursion: classify it, write it, patch out an impulse.
 
-    ``newest`` is the index of the sample last written to the ring, at ``pos - 1``.
+    ``w`` holds the channel's samples from absolute index ``base`` up to ``newest``.
     """
     start = ist[k, I_EX_START]
     last = ist[k, I_EX_LAST]
@@ -201,15 +201,70 @@ def _emit_excursion(k, ist, fst, buf, prm, ev_i, ev_f, n_ev, newest, pos, trunc)
     ev_f[n_ev, EF_OSC_HZ] = osc_hz
     ev_f[n_ev, EF_FREQ] = fst[k, F_FREQ]
     ist[k, I_EX_ON] = 0
-    if kind == K_IMPULSE and trunc == 0:
+    nc = int(prm[P_N])
+    if kind == K_IMPULSE and trunc == 0 and newest - start < nc:
         # Replace the impulse's samples in the reference by the cycle before them.
-        n = int(prm[P_N])
-        n2 = 2 * n
-        if newest - start < n:
-            for j in range(start, last + 1):
-                p = (pos - 1 - (newest - j)) % n2
-                buf[k, p] = buf[k, (p + n) % n2]
+        for j in range(start, last + 1):
+            p = j - base
+            w[p] = w[p - nc]
     return n_ev + 1
+
+
+@njit(cache=True, nogil=True)
+def _excursion_start(k, idx, x, x_prev, d, d1, d2, clip, ist, fst):
+    s = 1 if d > 0.0 else -1
+    ist[k, I_EX_ON] = 1
+    ist[k, I_EX_START] = idx
+    ist[k, I_EX_LAST] = idx
+    ist[k, I_EX_FLIPS] = 0
+    ist[k, I_EX_SIGN] = s
+    ist[k, I_EX_SIGN0] = s
+    ist[k, I_EX_CLIPS] = 1 if clip else 0
+    ist[k, I_EX_FLIP0] = idx
+    ist[k, I_EX_FLIP1] = idx
+    ist[k, I_EX_PEAK_IDX] = idx
+    fst[k, F_EX_PEAKD] = d
+    fst[k, F_EX_PEAKX] = abs(x)
+    fst[k, F_EX_DV] = abs(x - x_prev)
+    fst[k, F_EX_TK] = d1 * d1 - d2 * d
+    fst[k, F_EX_EN] = d * d
+
+
+@njit(cache=True, nogil=True)
+def _excursion_step(
+    k, idx, x, x_prev, d, d1, d2, clip, gap, thr_off, freq, ist, fst, w, base, prm, ev_i, ev_f, n_ev
+):
+    """One sample of an open excursion; returns (events written, still open)."""
+    ad = abs(d)
+    if ad > thr_off:
+        s = 1 if d > 0.0 else -1
+        if s != ist[k, I_EX_SIGN]:
+            ist[k, I_EX_FLIPS] += 1
+            if ist[k, I_EX_FLIPS] == 1:
+                ist[k, I_EX_FLIP0] = idx
+            ist[k, I_EX_FLIP1] = idx
+            ist[k, I_EX_SIGN] = s
+        ist[k, I_EX_LAST] = idx
+        if ad > abs(fst[k, F_EX_PEAKD]):
+            fst[k, F_EX_PEAKD] = d
+            ist[k, I_EX_PEAK_IDX] = idx
+        if abs(x) > fst[k, F_EX_PEAKX]:
+            fst[k, F_EX_PEAKX] = abs(x)
+        dv = abs(x - x_prev)
+        if dv > fst[k, F_EX_DV]:
+            fst[k, F_EX_DV] = dv
+        if clip:
+            ist[k, I_EX_CLIPS] += 1
+        fst[k, F_EX_EN] += d * d
+        tk = d1 * d1 - d2 * d
+        if tk > fst[k, F_EX_TK]:
+            fst[k, F_EX_TK] = tk
+        return n_ev, True
+    if idx - ist[k, I_EX_LAST] > gap:
+        fst[k, F_FREQ] = freq
+        return _emit_excursion(k, ist, fst, w, base, prm, ev_i, ev_f, n_ev, idx, 0), False
+    fst[k, F_EX_EN] += d * d
+    return n_ev, True
 
 
 @njit(cache=True, nogil=True)
@@ -254,17 +309,8 @@ def _half_cycle(k, idx, ss, ssp, h, ist, fst, prm, ev_i, ev_f, n_ev, env_i, env_
             fst[k, F_LO_MIN] = rms
         if rms >= sag + hyst:
             n_ev = _emit_rms(
-                k,
-                K_DIP,
-                ist[k, I_LO_START],
-                idx + 1,
-                fst[k, F_LO_MIN],
-                ist[k, I_LO_CLIPS],
-                fst,
-                ev_i,
-                ev_f,
-                n_ev,
-                0,
+                k, K_DIP, ist[k, I_LO_START], idx + 1, fst[k, F_LO_MIN], ist[k, I_LO_CLIPS],
+                fst, ev_i, ev_f, n_ev, 0,
             )
             ist[k, I_LO_ON] = 0
     if ist[k, I_HI_ON] == 0:
@@ -278,26 +324,22 @@ def _half_cycle(k, idx, ss, ssp, h, ist, fst, prm, ev_i, ev_f, n_ev, env_i, env_
             fst[k, F_HI_MAX] = rms
         if rms <= swell - hyst:
             n_ev = _emit_rms(
-                k,
-                K_SWELL,
-                ist[k, I_HI_START],
-                idx + 1,
-                fst[k, F_HI_MAX],
-                ist[k, I_HI_CLIPS],
-                fst,
-                ev_i,
-                ev_f,
-                n_ev,
-                0,
+                k, K_SWELL, ist[k, I_HI_START], idx + 1, fst[k, F_HI_MAX], ist[k, I_HI_CLIPS],
+                fst, ev_i, ev_f, n_ev, 0,
             )
             ist[k, I_HI_ON] = 0
     return n_ev, n_env
 
 
 @njit(cache=True, nogil=True)
-def _chain(counts, chans, scale, ist, fst, buf, prm, ev_i, ev_f, env_i, env_f):
+def _chain(counts, chans, scale, ist, fst, hist, work, prm, ev_i, ev_f, env_i, env_f):
     """Runs ``counts[:, chans[k]] * scale[k]`` through channel ``k``'s chain; returns
-    (events written, envelope points written)."""
+    (events written, envelope points written).
+
+    ``hist[k]`` holds the channel's last two cycles; ``work[k]`` is scratch of at
+    least ``2·N + n`` samples: the history, then this block, so the reference
+    sample one cycle back is a plain offset (no ring arithmetic in the loop).
+    """
     n = counts.shape[0]
     nc = int(prm[P_N])
     n2 = 2 * nc
@@ -314,13 +356,18 @@ def _chain(counts, chans, scale, ist, fst, buf, prm, ev_i, ev_f, env_i, env_f):
     for k in range(chans.shape[0]):
         c = chans[k]
         sc = scale[k]
+        col = counts[:, c]
+        w = work[k]
+        w[:n2] = hist[k]
+        cur = w[n2 : n2 + n]  # this block's samples
+        back = w[nc : nc + n]  # the samples one cycle before them
         idx = ist[k, I_IDX]
-        pos = ist[k, I_POS]
-        warm = ist[k, I_WARM]
+        base = idx - n2  # absolute index of w[0]
+        warm_until = ist[k, I_WARM]
         hcnt = ist[k, I_HCNT]
-        zarm = ist[k, I_ZARM]
+        zarm = ist[k, I_ZARM] == 1
         clips = ist[k, I_CLIPS]
-        ex_on = ist[k, I_EX_ON]
+        ex_on = ist[k, I_EX_ON] == 1
         x_prev = fst[k, F_XPREV]
         d1 = fst[k, F_D1]
         d2 = fst[k, F_D2]
@@ -329,25 +376,16 @@ def _chain(counts, chans, scale, ist, fst, buf, prm, ev_i, ev_f, env_i, env_f):
         zlast = fst[k, F_ZLAST]
         freq = fst[k, F_FREQ]
         for i in range(n):
-            raw = counts[i, c]
+            raw = col[i]
             x = raw * sc
-            clip = raw == 32767 or raw == -32768
-            if clip:
-                clips += 1
-            rpos = pos + nc
-            if rpos >= n2:
-                rpos -= n2
-            ref = buf[k, rpos]
-            buf[k, pos] = x
-            pos += 1
-            if pos == n2:
-                pos = 0
-            d = x - ref
-            # zero crossing, positive-going, with hysteresis
-            if x < -zch:
-                zarm = 1
-            elif zarm == 1 and x >= 0.0:
-                zarm = 0
+            clip = (raw == 32767) | (raw == -32768)
+            clips += clip
+            cur[i] = x
+            d = x - back[i]
+            # zero crossing, positive-going, armed by going below -zc_hysteresis
+            zarm |= x < -zch
+            if zarm and x >= 0.0:
+                zarm = False
                 tz = (idx - 1) + (-x_prev) / (x - x_prev)
                 if zlast >= 0.0:
                     per = tz - zlast
@@ -373,66 +411,22 @@ def _chain(counts, chans, scale, ist, fst, buf, prm, ev_i, ev_f, env_i, env_f):
                 if ist[k, I_HI_ON] == 1:
                     ist[k, I_HI_CLIPS] += 1
             # excursions of the cycle-to-cycle difference
-            ad = abs(d)
-            if ex_on == 1:
-                if ad > thr_off:
-                    s = 1 if d > 0.0 else -1
-                    if s != ist[k, I_EX_SIGN]:
-                        ist[k, I_EX_FLIPS] += 1
-                        if ist[k, I_EX_FLIPS] == 1:
-                            ist[k, I_EX_FLIP0] = idx
-                        ist[k, I_EX_FLIP1] = idx
-                        ist[k, I_EX_SIGN] = s
-                    ist[k, I_EX_LAST] = idx
-                    if ad > abs(fst[k, F_EX_PEAKD]):
-                        fst[k, F_EX_PEAKD] = d
-                        ist[k, I_EX_PEAK_IDX] = idx
-                    if abs(x) > fst[k, F_EX_PEAKX]:
-                        fst[k, F_EX_PEAKX] = abs(x)
-                    dv = abs(x - x_prev)
-                    if dv > fst[k, F_EX_DV]:
-                        fst[k, F_EX_DV] = dv
-                    if clip:
-                        ist[k, I_EX_CLIPS] += 1
-                    fst[k, F_EX_EN] += d * d
-                    tk = d1 * d1 - d2 * d
-                    if tk > fst[k, F_EX_TK]:
-                        fst[k, F_EX_TK] = tk
-                elif idx - ist[k, I_EX_LAST] > gap:
-                    fst[k, F_FREQ] = freq
-                    n_ev = _emit_excursion(k, ist, fst, buf, prm, ev_i, ev_f, n_ev, idx, pos, 0)
-                    ex_on = 0
-                else:
-                    fst[k, F_EX_EN] += d * d
-            elif ad > thr_on and warm == 0:
-                ex_on = 1
-                s = 1 if d > 0.0 else -1
-                ist[k, I_EX_ON] = 1
-                ist[k, I_EX_START] = idx
-                ist[k, I_EX_LAST] = idx
-                ist[k, I_EX_FLIPS] = 0
-                ist[k, I_EX_SIGN] = s
-                ist[k, I_EX_SIGN0] = s
-                ist[k, I_EX_CLIPS] = 1 if clip else 0
-                ist[k, I_EX_FLIP0] = idx
-                ist[k, I_EX_FLIP1] = idx
-                ist[k, I_EX_PEAK_IDX] = idx
-                fst[k, F_EX_PEAKD] = d
-                fst[k, F_EX_PEAKX] = abs(x)
-                fst[k, F_EX_DV] = abs(x - x_prev)
-                fst[k, F_EX_TK] = d1 * d1 - d2 * d
-                fst[k, F_EX_EN] = d * d
-            if warm > 0:
-                warm -= 1
+            if ex_on:
+                n_ev, ex_on = _excursion_step(
+                    k, idx, x, x_prev, d, d1, d2, clip, gap, thr_off, freq,
+                    ist, fst, w, base, prm, ev_i, ev_f, n_ev,
+                )
+            elif abs(d) > thr_on and idx >= warm_until:
+                ex_on = True
+                _excursion_start(k, idx, x, x_prev, d, d1, d2, clip, ist, fst)
             d2 = d1
             d1 = d
             x_prev = x
             idx += 1
+        hist[k] = w[n : n + n2]
         ist[k, I_IDX] = idx
-        ist[k, I_POS] = pos
-        ist[k, I_WARM] = warm
         ist[k, I_HCNT] = hcnt
-        ist[k, I_ZARM] = zarm
+        ist[k, I_ZARM] = 1 if zarm else 0
         ist[k, I_CLIPS] = clips
         fst[k, F_XPREV] = x_prev
         fst[k, F_D1] = d1
@@ -445,44 +439,27 @@ def _chain(counts, chans, scale, ist, fst, buf, prm, ev_i, ev_f, env_i, env_f):
 
 
 @njit(cache=True, nogil=True)
-def _end_open(ist, fst, buf, prm, ev_i, ev_f):
+def _end_open(ist, fst, hist, prm, ev_i, ev_f):
     """Ends every open excursion and RMS event as truncated (a gap in the stream); returns
     the events written."""
     n_ev = 0
+    n2 = hist.shape[1]
     for k in range(ist.shape[0]):
         idx = ist[k, I_IDX]
         if ist[k, I_EX_ON] == 1:
             n_ev = _emit_excursion(
-                k, ist, fst, buf, prm, ev_i, ev_f, n_ev, idx - 1, ist[k, I_POS], 1
+                k, ist, fst, hist[k], idx - n2, prm, ev_i, ev_f, n_ev, idx - 1, 1
             )
         if ist[k, I_LO_ON] == 1:
             n_ev = _emit_rms(
-                k,
-                K_DIP,
-                ist[k, I_LO_START],
-                idx,
-                fst[k, F_LO_MIN],
-                ist[k, I_LO_CLIPS],
-                fst,
-                ev_i,
-                ev_f,
-                n_ev,
-                1,
+                k, K_DIP, ist[k, I_LO_START], idx, fst[k, F_LO_MIN], ist[k, I_LO_CLIPS],
+                fst, ev_i, ev_f, n_ev, 1,
             )
             ist[k, I_LO_ON] = 0
         if ist[k, I_HI_ON] == 1:
             n_ev = _emit_rms(
-                k,
-                K_SWELL,
-                ist[k, I_HI_START],
-                idx,
-                fst[k, F_HI_MAX],
-                ist[k, I_HI_CLIPS],
-                fst,
-                ev_i,
-                ev_f,
-                n_ev,
-                1,
+                k, K_SWELL, ist[k, I_HI_START], idx, fst[k, F_HI_MAX], ist[k, I_HI_CLIPS],
+                fst, ev_i, ev_f, n_ev, 1,
             )
             ist[k, I_HI_ON] = 0
     return n_ev
@@ -582,7 +559,7 @@ class WaveformChain:
         self.fstate[:] = 0.0
         self.ring[:] = 0.0
         self.istate[:, I_IDX] = start_index
-        self.istate[:, I_WARM] = self.cycle
+        self.istate[:, I_WARM] = start_index + self.cycle
         self.fstate[:, F_ZLAST] = -1.0
 
     def _grow(self, n: int) -> None:
