@@ -32,7 +32,10 @@ class Finding:
 class Detector(Protocol):
     """A detector. It may also set ``gnss_identities``, a frozenset of GNSS message
     identities (``"NAV-SAT"``, ``"GSV"``, ...) whose fields it reads: only those are
-    parsed, the rest reach it with identity and raw bytes only."""
+    parsed, the rest reach it with identity and raw bytes only. A detector about
+    the arrival of data rather than its content (clock supervision) may define
+    ``on_arrival(record) -> findings``: called for every record as it arrives, in
+    receive order, before the engine's lateness and duplicate checks."""
 
     name: str
     consumes: tuple[type, ...]  # record types routed to on_record

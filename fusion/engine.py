@@ -61,6 +61,7 @@ class Engine:
         self.watermark_ns: int | None = None  # all records with t_ns <= this are delivered
         self._next_tick_ns: int | None = None
         self._routes: dict[type, list[Detector]] = {}
+        self._arrival = [d for d in self.detectors if hasattr(d, "on_arrival")]
         self.delivered = 0
         self.delivered_by_sensor: dict[str, int] = defaultdict(
             int
@@ -70,6 +71,11 @@ class Engine:
     # --- input -------------------------------------------------------------------------
     def push(self, record: Record) -> None:
         """A decoded record has arrived (at ``record.t_rx_ns``)."""
+        for det in self._arrival:
+            # Arrival observers (clock supervision) see every record as it comes,
+            # late ones included: lateness is what they may need to explain.
+            for finding in det.on_arrival(record):
+                self._alert(det.name, finding, record.t_rx_ns)
         if (
             self.watermark_ns is not None
             and record.t_ns < self.watermark_ns
