@@ -60,6 +60,8 @@ def get(url: str) -> tuple[int, str]:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+    except urllib.error.URLError as e:  # not listening (yet)
+        return 0, str(e.reason)
 
 
 def publisher(port: int) -> mqtt.Client:
@@ -202,3 +204,39 @@ def test_broker_restart_is_survived(broker, tmp_path):
     finally:
         service.stop_event.set()
         runner.join(timeout=20)
+
+
+def test_sighup_reload_keeps_running_config_when_new_one_is_bad(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    http_port = free_port()
+    cfg = tmp_path / "site.toml"
+    good = f'[site]\nid = "live"\nlat = 52.0\nlon = 4.0\nalt_m = 10.0\n\n[http]\nlisten = "127.0.0.1:{http_port}"\n'
+    cfg.write_text(good)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fusion", "run", "--config", str(cfg), "--max-seconds", "40"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: get(f"http://127.0.0.1:{http_port}/readyz")[0] == 200, 20, "ready")
+        cfg.write_text(good.replace("lat = 52.0", "lat = 123.0"))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert get(f"http://127.0.0.1:{http_port}/healthz")[0] == 200  # still running, old config
+        cfg.write_text(good.replace('id = "live"', 'id = "live-2"'))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    refused = [entry for entry in logs if "reload refused" in entry["msg"]]
+    assert refused and "site.lat (line 3)" in refused[0]["msg"] and refused[0]["level"] == "error"
+    assert any("configuration reloaded" in entry["msg"] for entry in logs)
