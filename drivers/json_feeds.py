@@ -6,7 +6,9 @@ ignored, as the contract says). Bad-input policy, per message:
 - not UTF-8 JSON, or not an object: ``bad_json``; the message is dropped;
 - a required field missing or of the wrong type: ``invalid``; dropped;
 - ``sensor`` naming a different sensor than the one that owns the topic:
-  ``sensor_mismatch``; dropped (one sensor must not speak for another);
+  ``sensor_mismatch``; dropped (one sensor must not speak for another). This
+  is checked even when the rest of the payload does not fit the topic's
+  schema: a radar scan on the RF sensor's topic is impersonation;
 - a time that is not a plausible epoch (before 2000 or after 2100): ``bad_time``;
 - one radar plot (or RF detection) with absurd values (negative range,
   azimuth outside [-360, 360], elevation outside [-90, 90], non-finite
@@ -97,6 +99,20 @@ class _SwitchgearMsg(msgspec.Struct):
     detail: dict = {}
 
 
+class _Claim(msgspec.Struct):
+    sensor: str
+
+
+_claim_decoder = msgspec.json.Decoder(_Claim)
+
+
+def _claimed_sensor(payload: bytes) -> str | None:
+    try:
+        return _claim_decoder.decode(payload).sensor
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
 def _finite(*xs: float | None) -> bool:
     return all(x is None or math.isfinite(x) for x in xs)
 
@@ -118,6 +134,12 @@ class _JsonDecoder:
         try:
             msg = self._decoder.decode(payload)
         except msgspec.ValidationError as exc:
+            # Another sensor's message on this topic is impersonation first, malformed second.
+            claimed = _claimed_sensor(payload)
+            if claimed is not None and claimed != self.sensor:
+                return [
+                    self._reject(t_rx_ns, "sensor_mismatch", f"payload says sensor {claimed!r}")
+                ]
             return [self._reject(t_rx_ns, "invalid", str(exc))]
         except msgspec.DecodeError as exc:
             return [self._reject(t_rx_ns, "bad_json", f"{exc} ({len(payload)} bytes)")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fusion.clock_skew import ClockSkewSupervision
 from fusion.config import ConfigError, SiteConfig
 from fusion.detector import Detector
+from fusion.integrity import InputIntegrity
 from fusion.supervision import SensorSupervision
 
 
@@ -19,4 +20,8 @@ def build_detectors(site: SiteConfig) -> list[Detector]:
             site.source,
             ["supervision.max_clock_skew_s: must be a number of seconds in [0.1, 3600]"],
         )
-    return [SensorSupervision(site.sensors), ClockSkewSupervision(site.sensors, float(skew))]
+    return [
+        SensorSupervision(site.sensors),
+        ClockSkewSupervision(site.sensors, float(skew)),
+        InputIntegrity(site),
+    ]

@@ -82,27 +82,33 @@ class Engine:
             and not isinstance(record, Rejected)
         ):
             behind = (self.watermark_ns - record.t_ns) / 1e6
-            self.ledger.reject(
-                record.sensor, "late", f"data time {behind:.0f} ms behind the watermark"
-            )
+            self._refuse(record, "late", f"data time {behind:.0f} ms behind the watermark")
             return
         if record.t_ns - record.t_rx_ns > self.max_future_ns:
             ahead = (record.t_ns - record.t_rx_ns) / NS
-            self.ledger.reject(
-                record.sensor, "future_timestamp", f"data time {ahead:.1f} s ahead of receive time"
+            self._refuse(
+                record, "future_timestamp", f"data time {ahead:.1f} s ahead of receive time"
             )
             return
         key = record.dedup_key()
         if key is not None:
             seen = self._seen[record.sensor]
             if key in seen:
-                self.ledger.reject(record.sensor, "duplicate", f"{key}")
+                self._refuse(record, "duplicate", f"{key}")
                 return
             seen[key] = None
             if len(seen) > self.dedup_window:
                 seen.popitem(last=False)
         self._arrivals += 1
         heapq.heappush(self._heap, (record.t_ns, self._arrivals, record))
+
+    def _refuse(self, record: Record, reason: str, detail: str) -> None:
+        """Count a refused record and tell the detectors, in order, as a Rejected record:
+        replayed scans and stale timestamps are evidence (of spoofing, of a bad clock)."""
+        self.ledger.reject(record.sensor, reason, detail)
+        self._arrivals += 1
+        rej = Rejected(record.sensor, record.t_rx_ns, record.t_rx_ns, reason, detail)
+        heapq.heappush(self._heap, (rej.t_ns, self._arrivals, rej))
 
     def advance(self, now_ns: int) -> None:
         """The clock has reached ``now_ns`` (a receive time): deliver what the watermark passes."""
@@ -117,6 +123,8 @@ class Engine:
             return
         last = max([self.clock_ns - self.lateness_ns] + [t for t, _, _ in self._heap])
         self._release(last, self.clock_ns)
+        for alert in self.incidents.flush(self.clock_ns):  # held-back updates go out now
+            self.emit(alert)
 
     # --- delivery ----------------------------------------------------------------------
     def _release(self, watermark_ns: int, t_detect_ns: int) -> None:
@@ -160,8 +168,7 @@ class Engine:
                 self._alert(det.name, finding, t_detect_ns)
 
     def _alert(self, detector: str, finding, t_detect_ns: int) -> None:
-        alert = self.incidents.apply(detector, finding, t_detect_ns)
-        if alert is not None:
+        for alert in self.incidents.apply(detector, finding, t_detect_ns):
             self.emit(alert)
 
     @property

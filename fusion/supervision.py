@@ -3,7 +3,8 @@
 Each configured sensor with ``fault_after_s`` > 0 is expected to deliver at
 least one good record every ``fault_after_s`` seconds of data time. When the
 watermark passes that deadline, a ``sensor_fault`` incident opens: reason
-``garbage`` when the sensor kept sending bytes that failed to decode, else
+``garbage`` when the sensor kept sending data that was rejected (bytes that
+failed to decode, or records the engine refused as late or repeated), else
 ``silent``. The next good record closes it and reports how long it lasted.
 Power front-ends report lost frames (sequence gaps); their running total is
 evidence in the incident's details, telling a dead link from a lossy one.
@@ -107,7 +108,8 @@ class SensorSupervision:
             summary = f"Sensor {sid} recovered after {secs:.1f} s ({reason})"
         elif reason == "garbage":
             summary = (
-                f"Sensor {sid} ({st.sensor.kind}) sends only undecodable data for {secs:.1f} s"
+                f"Sensor {sid} ({st.sensor.kind}) sends only rejected data for {secs:.1f} s"
+                f" (last: {st.last_reason})"
             )
         else:
             summary = f"Sensor {sid} ({st.sensor.kind}) silent for {secs:.1f} s"

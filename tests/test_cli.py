@@ -46,8 +46,8 @@ def test_bad_arguments_and_unreadable_input_exit_2(tmp_path):
     assert short.returncode == 2 and "needs at least 240 s" in short.stderr
     nodeliver = rampart("replay", str(REPLAY_DATA / "emp"), "--fast", "--deliver")
     assert nodeliver.returncode == 2 and "--deliver needs --config" in nodeliver.stderr
-    notyet = rampart("run", "--config", "x.toml")
-    assert notyet.returncode == 2 and "issue #7" in notyet.stderr
+    missing = rampart("run", "--config", str(tmp_path / "x.toml"))
+    assert missing.returncode == 2 and "x.toml: cannot read" in missing.stderr
 
 
 def test_simulate_list_names_every_scenario():
