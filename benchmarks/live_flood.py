@@ -62,6 +62,9 @@ port = {port}
 
 [http]
 listen = "127.0.0.1:{http}"
+
+[state]
+dir = "state"
 """
 
 
@@ -86,13 +89,29 @@ def main() -> None:
         cfg = Path(tmp) / "site.toml"
         cfg.write_text(SITE.format(port=broker.port, http=free_port(), queue=args.queue))
         service = Service(cfg)
-        runner = threading.Thread(target=service.run, kwargs={"max_seconds": args.seconds + 30}, daemon=True)
+        runner = threading.Thread(
+            target=service.run, kwargs={"max_seconds": args.seconds + 30}, daemon=True
+        )
         runner.start()
         service.mqtt.wait_connected(15)
-        pub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="flooder", protocol=mqtt.MQTTv5)
+        pub = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id="flooder",
+            protocol=mqtt.MQTTv5,
+        )
         pub.connect("127.0.0.1", broker.port)
         pub.loop_start()
-        plots = [{"range_m": 1000.0 + i, "az_deg": i * 7.0 % 360, "el_deg": 2.0, "vr_mps": -1.0, "rcs_dbsm": -10.0, "snr_db": 20.0} for i in range(20)]
+        plots = [
+            {
+                "range_m": 1000.0 + i,
+                "az_deg": i * 7.0 % 360,
+                "el_deg": 2.0,
+                "vr_mps": -1.0,
+                "rcs_dbsm": -10.0,
+                "snr_db": 20.0,
+            }
+            for i in range(20)
+        ]
         rss = []
         t0 = time.monotonic()
         sent = {"radar": 0, "rf": 0}
@@ -101,11 +120,19 @@ def main() -> None:
         while (elapsed := time.monotonic() - t0) < args.seconds:
             now = time.time()
             for _ in range(int(flood_rate / 100) or 1):  # flood in 10 ms slices
-                pub.publish("rampart/flood/radar/radar-1/plots", json.dumps({"sensor": "radar-1", "t": now, "scan": scan, "plots": plots}), qos=0)
+                pub.publish(
+                    "rampart/flood/radar/radar-1/plots",
+                    json.dumps({"sensor": "radar-1", "t": now, "scan": scan, "plots": plots}),
+                    qos=0,
+                )
                 scan += 1
                 sent["radar"] += 1
             if time.monotonic() >= next_normal:
-                pub.publish("rampart/flood/rf/rf-1/detections", json.dumps({"sensor": "rf-1", "t": now, "detections": []}), qos=1)
+                pub.publish(
+                    "rampart/flood/rf/rf-1/detections",
+                    json.dumps({"sensor": "rf-1", "t": now, "detections": []}),
+                    qos=1,
+                )
                 sent["rf"] += 1
                 next_normal += 1.0
             if not rss or elapsed - rss[-1][0] >= 5.0:
@@ -118,12 +145,18 @@ def main() -> None:
         runner.join(timeout=30)
         broker.stop()
     delivered = service.pipeline.engine.delivered_by_sensor
-    print(f"flood: radar at ~{flood_rate:.0f} msg/s ({args.factor:g}x the site's {normal_rate} msg/s) for {args.seconds:g} s, intake queue {args.queue}/source")
+    print(
+        f"flood: radar at ~{flood_rate:.0f} msg/s ({args.factor:g}x the site's {normal_rate} msg/s) for {args.seconds:g} s, intake queue {args.queue}/source"
+    )
     print("resident memory (MB) over time: " + ", ".join(f"{t:.0f}s {m:.0f}" for t, m in rss))
     print(f"  growth after warm-up: {rss[-1][1] - rss[min(2, len(rss) - 1)][1]:+.0f} MB")
     for src in sorted(service.intake.received):
-        print(f"  {src:<45} received {service.intake.received[src]:>8}  dropped {service.intake.dropped[src]:>8}")
-    print(f"  delivered to detectors: radar-1 {delivered.get('radar-1', 0)}, rf-1 {delivered.get('rf-1', 0)} (rf sent {sent['rf']})")
+        print(
+            f"  {src:<45} received {service.intake.received[src]:>8}  dropped {service.intake.dropped[src]:>8}"
+        )
+    print(
+        f"  delivered to detectors: radar-1 {delivered.get('radar-1', 0)}, rf-1 {delivered.get('rf-1', 0)} (rf sent {sent['rf']})"
+    )
     print(f"  rejected: {service.pipeline.ledger.by_source()}")
 
 

@@ -34,6 +34,10 @@ class Alert(msgspec.Struct, frozen=True):
     t_detect_ns: int
     summary: str
     details: dict[str, Any] = {}
+    # Extension of contract §4: SHA-256 of the configuration in force when the
+    # alert was made (the site TOML's exact bytes), so the SOC can tell which
+    # signed configuration produced it and notice when it changes.
+    config_sha256: str = ""
 
 
 _encoder = msgspec.json.Encoder(order="deterministic")

@@ -91,7 +91,7 @@ def test_config_deliver_appends_to_its_jsonl_sink(tmp_path):
     service = tmp_path / "service.toml"
     service.write_text(
         (REPLAY_DATA / "sensor_faults" / "site.toml").read_text()
-        + '\n[engine]\nlateness_s = 2.0\n\n[[sinks]]\ntype = "jsonl"\npath = "delivered.jsonl"\n'
+        + '\n[engine]\nlateness_s = 2.0\n\n[state]\ndir = "state"\n\n[[sinks]]\ntype = "jsonl"\npath = "delivered.jsonl"\n'
     )
     out = rampart(
         "replay",
@@ -107,6 +107,9 @@ def test_config_deliver_appends_to_its_jsonl_sink(tmp_path):
         json.loads(line) for line in (tmp_path / "delivered.jsonl").read_text().splitlines()
     ]
     assert [(a["kind"], a["state"]) for a in delivered].count(("sensor_fault", "open")) == 2
+    # ...and to the audit log, which verifies.
+    audit = rampart("audit", "verify", "--config", str(service))
+    assert audit.returncode == 0 and f"intact, {len(delivered)} records" in audit.stdout
     unsupported = tmp_path / "webhook.toml"
     unsupported.write_text(service.read_text().replace('type = "jsonl"', 'type = "webhook"'))
     out = rampart(
@@ -117,7 +120,7 @@ def test_config_deliver_appends_to_its_jsonl_sink(tmp_path):
         str(unsupported),
         "--deliver",
     )
-    assert out.returncode == 2 and "sinks[0].type 'webhook'" in out.stderr
+    assert out.returncode == 2 and "sinks[0].url: required" in out.stderr
 
 
 def test_simulate_replay_score_together(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 from fusion import __version__
 
 # Contract commands whose issues have not landed yet: they say so instead of failing obscurely.
-NOT_YET = {"keygen": 8, "config": 8, "audit": 8}
+NOT_YET: dict[str, int] = {}
 TIME_SOURCES = {"device": "receiver's own time messages", "baud": "configured baud rate"}
 
 
@@ -108,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--max-seconds", type=float, help="stop after this long (tests, trials)")
     run.add_argument("--log-format", choices=("json", "text"), default="json")
+    _trust_args(run)
     run.set_defaults(func=_cmd_run)
 
     rec = sub.add_parser("record", help="record live feeds into a recording (no detection)")
@@ -120,6 +121,38 @@ def _parser() -> argparse.ArgumentParser:
     cc = sub.add_parser("check-config", help="validate a configuration")
     cc.add_argument("config", type=Path)
     cc.set_defaults(func=_cmd_check_config)
+
+    kg = sub.add_parser(
+        "keygen", help="write an Ed25519 signing key (KEY) and its public half (KEY.pub)"
+    )
+    kg.add_argument("--out", type=Path, required=True)
+    kg.set_defaults(func=_cmd_keygen)
+
+    cf = sub.add_parser("config", help="sign or verify a configuration (two-person rule)")
+    cfsub = cf.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    cs = cfsub.add_parser("sign", help="add KEY's signature over CONFIG to CONFIG.sig")
+    cs.add_argument("config", type=Path)
+    cs.add_argument("--key", type=Path, required=True)
+    cs.set_defaults(func=_cmd_config_sign)
+    cv = cfsub.add_parser(
+        "verify", help="exit 0 only with >= N valid signatures by distinct trusted keys"
+    )
+    cv.add_argument("config", type=Path)
+    cv.add_argument("--keyring", type=Path, required=True)
+    cv.add_argument("--min", type=int, default=2)
+    cv.set_defaults(func=_cmd_config_verify)
+
+    au = sub.add_parser("audit", help="check the hash-chained audit log")
+    ausub = au.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    av = ausub.add_parser("verify", help="exit 0 when intact, else 1 naming the first bad record")
+    av.add_argument("file", type=Path, nargs="?", help="default: {state.dir}/audit.log")
+    av.add_argument(
+        "--config", type=Path, help="service configuration whose [state] dir holds the log"
+    )
+    av.add_argument(
+        "--head", help="SEQ:HASH last published to the SOC: the log must still reach it"
+    )
+    av.set_defaults(func=_cmd_audit_verify)
 
     for name, issue in NOT_YET.items():
         np_ = sub.add_parser(name, help=f"(not in this release: issue #{issue})")
@@ -141,8 +174,46 @@ def _load_site(path: Path):
         raise UsageError(f"{exc.source}: " + "; ".join(exc.problems)) from exc
 
 
+def _trust_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--keyring",
+        type=Path,
+        default=Path("/etc/rampart/keyring"),
+        help="trusted public keys (*.pub); default /etc/rampart/keyring",
+    )
+    p.add_argument(
+        "--min-signatures",
+        type=int,
+        default=2,
+        help="distinct trusted signatures the configuration needs (default 2)",
+    )
+    p.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="development only: accept an unsigned configuration",
+    )
+
+
+def _trust_policy(args):
+    from fusion.cli.service import TrustPolicy
+
+    if getattr(args, "allow_unsigned", True):
+        logging.getLogger("rampart").warning(
+            "running with an UNSIGNED configuration (--allow-unsigned): development only"
+        )
+        return None
+    if not args.keyring.is_dir():
+        raise UsageError(
+            f"{args.keyring}: no keyring; give --keyring DIR (trusted *.pub keys) or, for development, --allow-unsigned"
+        )
+    if args.min_signatures < 1:
+        raise UsageError(f"--min-signatures must be at least 1, not {args.min_signatures}")
+    return TrustPolicy(args.keyring, args.min_signatures)
+
+
 def _service(args, record_dir: Path | None, process: bool):
     from fusion.cli.service import JsonLogFormatter, Service
+    from fusion.config import ConfigError
 
     if args.log_format == "json":
         for handler in logging.getLogger().handlers:
@@ -150,9 +221,17 @@ def _service(args, record_dir: Path | None, process: bool):
         logging.getLogger().setLevel(logging.INFO)
     service_cfg = _load_site(args.config)
     sinks = _build_sinks(service_cfg, args.config.parent) if process else []
+    trust = _trust_policy(args) if process else None
     try:
-        service = Service(args.config, sinks=sinks, record_dir=record_dir, process=process)
-    except OSError as exc:
+        service = Service(
+            args.config, sinks=sinks, record_dir=record_dir, process=process, trust=trust
+        )
+    except ConfigError as exc:
+        for problem in exc.problems:
+            logging.getLogger("rampart").error("%s: %s", exc.source, problem)
+        print(f"rampart: {exc.source}: configuration refused; not starting", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
         raise UsageError(f"{args.config}: cannot start: {exc}") from exc
     service.install_signal_handlers()
     return service.run(max_seconds=args.max_seconds)
@@ -164,6 +243,81 @@ def _cmd_run(args) -> int:
 
 def _cmd_record(args) -> int:
     return _service(args, args.out, process=False)
+
+
+def _cmd_keygen(args) -> int:
+    from drivers.config_trust import keygen
+
+    if args.out.exists():
+        raise UsageError(f"{args.out}: exists; refusing to overwrite a key")
+    try:
+        kid = keygen(args.out)
+    except OSError as exc:
+        raise UsageError(f"{args.out}: {exc.strerror or exc}") from exc
+    print(f"wrote {args.out} (private, keep it secret) and {args.out}.pub (key id {kid})")
+    return 0
+
+
+def _cmd_config_sign(args) -> int:
+    from drivers.config_trust import TrustError, sig_path, sign
+
+    if not args.config.is_file():
+        raise UsageError(f"{args.config}: no such file")
+    try:
+        kid = sign(args.config, args.key)
+    except TrustError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"signed {args.config} with key {kid} -> {sig_path(args.config)}")
+    return 0
+
+
+def _cmd_config_verify(args) -> int:
+    from drivers.config_trust import TrustError, load_keyring, verify
+
+    if not args.config.is_file():
+        raise UsageError(f"{args.config}: no such file")
+    if args.min < 1:
+        raise UsageError(f"--min must be at least 1, not {args.min}")
+    try:
+        verdict = verify(args.config, load_keyring(args.keyring), args.min)
+    except TrustError as exc:
+        raise UsageError(str(exc)) from exc
+    for problem in verdict.problems:
+        print(f"{args.config}: {problem}")
+    if verdict.ok:
+        print(
+            f"{args.config}: ok, signed by {len(verdict.valid_keys)} trusted keys ({', '.join(verdict.valid_keys)}); sha256 {verdict.sha256}"
+        )
+        return 0
+    return 1
+
+
+def _cmd_audit_verify(args) -> int:
+    from drivers.audit_log import verify_file
+
+    path = args.file
+    if path is None:
+        state = Path("/var/lib/rampart")
+        if args.config is not None:
+            cfg = _load_site(args.config)
+            state = Path(cfg.section("state").get("dir", state))
+            if not state.is_absolute():
+                state = args.config.parent / state
+        path = state / "audit.log"
+    if not path.is_file():
+        raise UsageError(f"{path}: no such audit log")
+    head = None
+    if args.head:
+        seq, _, digest = args.head.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise UsageError(f"--head must be SEQ:HASH (64 hex digits), not {args.head!r}")
+        head = (int(seq), digest)
+    result = verify_file(path, head)
+    if result.ok:
+        print(f"{path}: intact, {result.records} records, head {result.records}:{result.head}")
+        return 0
+    print(f"{path}: {result.problem}; the {result.records} records before it are intact")
+    return 1
 
 
 def _cmd_check_config(args) -> int:
@@ -199,6 +353,14 @@ def _cmd_replay(args) -> int:
         service = _load_site(args.config)
         site = _apply_service_settings(site, service)
         if args.deliver:
+            from drivers.audit_log import AuditLog, AuditSink
+
+            state = Path(service.section("state").get("dir", "/var/lib/rampart"))
+            state = state if state.is_absolute() else args.config.parent / state
+            try:
+                sinks.append(AuditSink(AuditLog(state / "audit.log")))
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"{state / 'audit.log'}: {exc}") from exc
             sinks.extend(_build_sinks(service, args.config.parent))
     elif args.deliver:
         raise UsageError("--deliver needs --config (the sinks come from the service configuration)")
@@ -218,6 +380,11 @@ def _cmd_replay(args) -> int:
     )
     for sink in sinks:
         sink.close()
+    undelivered = False
+    for sink in sinks:
+        if hasattr(sink, "summary"):  # --deliver: what reached the sinks
+            print(sink.summary(), file=sys.stderr if not sink.drained else sys.stdout)
+            undelivered = undelivered or not sink.drained
     if args.tracks_out:
         write_tracks(args.tracks_out, result)
     print(summary_table(result))
@@ -226,7 +393,7 @@ def _cmd_replay(args) -> int:
 
         index = write_replay_report(args.report, args.recording, result)
         print(f"report: {index}")
-    return 0
+    return 1 if undelivered else 0
 
 
 def _apply_service_settings(site, service):
@@ -241,19 +408,18 @@ def _apply_service_settings(site, service):
 
 
 def _build_sinks(service, base: Path) -> list:
-    from drivers.jsonl_sink import JsonlSink
+    """The service configuration's sinks behind its durable outbox, as the service sends."""
+    from drivers.sinks.base import SinkConfigError
+    from drivers.sinks.config import ReplayDelivery
+    from drivers.sinks.outbox import OutboxLocked
 
-    sinks = []
-    for i, spec in enumerate(service.raw.get("sinks", [])):
-        kind = spec.get("type")
-        if kind == "jsonl":
-            path = Path(spec.get("path", "alerts.jsonl"))
-            sinks.append(JsonlSink(path if path.is_absolute() else base / path, append=True))
-        else:
-            raise UsageError(
-                f"{service.source}: sinks[{i}].type {kind!r} is not available in this release (jsonl only)"
-            )
-    return sinks
+    try:
+        delivery = ReplayDelivery(service, base)
+    except SinkConfigError as exc:
+        raise UsageError(f"{service.source}: " + "; ".join(exc.problems)) from exc
+    except (OutboxLocked, OSError) as exc:
+        raise UsageError(f"{service.source}: cannot open the outbox: {exc}") from exc
+    return [delivery] if delivery.config.sinks else []
 
 
 def _cmd_simulate(args) -> int:

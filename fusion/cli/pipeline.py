@@ -8,10 +8,13 @@ recording (replay) or a live connection (service), so both see the same path.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import msgspec
 
 from drivers.router import Router
 from fusion.alerts import Alert
@@ -59,10 +62,15 @@ class Pipeline:
         self.incidents = IncidentBook(site.site.id)
         self.alerts: list[Alert] = []
 
+        self.config_sha256 = hashlib.sha256(site.text.encode("utf-8")).hexdigest()
+
         def _emit(alert: Alert) -> None:
+            if not alert.config_sha256:
+                alert = msgspec.structs.replace(alert, config_sha256=self.config_sha256)
             self.alerts.append(alert)
             emit(alert)
 
+        self._emit = _emit
         self.engine = Engine(self.detectors, self.incidents, self.ledger, _emit, site.engine)
         self.activity = ActivityLog() if keep_activity else None
         if self.activity is not None:
@@ -72,6 +80,13 @@ class Pipeline:
         self.messages_by_channel: Counter[str] = Counter()
         self.decode_s = 0.0
         self.engine_s = 0.0
+
+    def raise_finding(self, source: str, finding, t_detect_ns: int) -> None:
+        """A finding from outside the detectors (the service itself: configuration,
+        audit heads) through the same incident bookkeeping and sinks."""
+        out = self.incidents.apply(source, finding, t_detect_ns)
+        for alert in out if isinstance(out, list) else [out] if out is not None else []:
+            self._emit(alert)
 
     def receive(self, t_rx_ns: int, transport: str, channel: str, payload: bytes) -> None:
         """One received message: decode, hand its records to the engine, advance the clock."""

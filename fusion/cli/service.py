@@ -16,6 +16,7 @@ running configuration stays and the problems are logged).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,11 +24,15 @@ import signal
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from drivers.audit_log import AuditLog, AuditSink
+from drivers.config_trust import load_keyring
+from drivers.config_trust import verify as verify_config
 from drivers.mqtt_source import MqttSettings, MqttSource
 from drivers.recording import RecordingWriter
 from drivers.status_http import StatusServer
@@ -35,6 +40,7 @@ from fusion.alerts import Alert
 from fusion.cli.intake import Intake, Received
 from fusion.cli.pipeline import Pipeline
 from fusion.config import ConfigError, SiteConfig, load_config
+from fusion.detector import Finding
 
 log = logging.getLogger("rampart.service")
 
@@ -70,6 +76,37 @@ def sd_notify(message: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class TrustPolicy:
+    """What a configuration must carry: signatures by ``min_signatures`` keys of ``keyring``."""
+
+    keyring: Path
+    min_signatures: int = 2
+
+    def check(self, path: Path):
+        return verify_config(path, load_keyring(self.keyring), self.min_signatures)
+
+
+def _refusal(path: Path, verdict) -> Finding:
+    why = verdict.problems[-1] if verdict.problems else "not signed"
+    return Finding(
+        "config",
+        "update",
+        "config_refused",
+        "high",
+        1.0,
+        (),
+        time.time_ns(),
+        f"Configuration {path} refused: {why}",
+        {
+            "path": str(path),
+            "sha256": verdict.sha256,
+            "problems": list(verdict.problems),
+            "valid_signers": list(verdict.valid_keys),
+        },
+    )
+
+
 class _Snapshot:
     """Figures copied by the engine thread once a second, read by /metrics scrapes."""
 
@@ -85,11 +122,17 @@ class Service:
         sinks: list | None = None,
         record_dir: Path | None = None,
         process: bool = True,
+        trust: TrustPolicy | None = None,
     ):
         """``record_dir``: also write every received message to a recording there;
-        ``process`` False: record only (``rampart record``), no detection."""
+        ``process`` False: record only (``rampart record``), no detection;
+        ``trust``: the keyring and signature count a configuration must carry
+        (None: unsigned configurations are accepted, for development)."""
         self.config_path = Path(config_path)
-        self.site = load_config(self.config_path)
+        self.trust = trust
+        self._accepted = None
+        self._pending_findings: list[Finding] = []
+        self.site = self._load_trusted(self.config_path, at_start=True)
         self.sinks = list(sinks or [])
         self.process = process
         self.recorder = (
@@ -112,6 +155,13 @@ class Service:
                 self.site.section("mqtt"), self.config_path.parent, f"rampart-{self.site.site.id}"
             )
             self.mqtt = MqttSource(settings, self.pipeline.router.subscriptions(), self._on_mqtt)
+        self.state_dir = self._last_good_path(self.site).parent
+        self.audit = AuditLog(self.state_dir / "audit.log") if process else None
+        if self.audit is not None:
+            self.sinks.insert(0, AuditSink(self.audit))  # recorded before any send
+        self.head_every_s = float(self.site.section("audit").get("head_every_s", 300.0))
+        self._last_head = 0.0
+        self._audit_config("config_load", self.site)
         self.registry = CollectorRegistry()
         self.registry.register(_Collector(self))
         listen = str(self.site.section("http").get("listen", "127.0.0.1:9108"))
@@ -126,6 +176,80 @@ class Service:
         for sink in self.sinks:
             sink.send(alert)
         log.info("alert %s %s %s: %s", alert.kind, alert.state, alert.severity, alert.summary)
+
+    # --- trust and audit ------------------------------------------------------------------
+    def _load_trusted(self, path: Path, at_start: bool) -> SiteConfig:
+        """The configuration at ``path`` if it is valid and carries enough trusted signatures.
+
+        At start, a refused file falls back to the last configuration this box
+        accepted (kept in the state directory), and the refusal is alerted;
+        with no such fallback the service does not start.
+        """
+        site = load_config(path)  # ConfigError propagates: an invalid file is refused as such
+        if self.trust is None:
+            return site
+        verdict = self.trust.check(path)
+        if verdict.ok:
+            self._accepted = verdict
+            self._keep_last_good(path, site)
+            return site
+        self._pending_findings.append(_refusal(path, verdict))
+        for problem in verdict.problems:
+            log.error("configuration refused: %s: %s", path, problem)
+        fallback = self._last_good_path(site)
+        if at_start and fallback.is_file() and self.trust.check(fallback).ok:
+            log.error("running the last accepted configuration %s instead", fallback)
+            self._accepted = self.trust.check(fallback)
+            return load_config(fallback)
+        raise ConfigError(str(path), [f"refused: {p}" for p in verdict.problems])
+
+    def _last_good_path(self, site: SiteConfig) -> Path:
+        state = Path(site.section("state").get("dir", "/var/lib/rampart"))
+        if not state.is_absolute():
+            state = self.config_path.parent / state
+        return state / "last-accepted.toml"
+
+    def _keep_last_good(self, path: Path, site: SiteConfig) -> None:
+        try:
+            dest = self._last_good_path(site)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(Path(path).read_bytes())
+            Path(f"{dest}.sig").write_bytes(Path(f"{path}.sig").read_bytes())
+        except OSError as exc:
+            log.warning("could not keep a copy of the accepted configuration: %s", exc)
+
+    def _audit_config(self, rtype: str, site: SiteConfig) -> None:
+        if self.audit is None:
+            return
+        data = {
+            "path": str(self.config_path),
+            "sha256": hashlib.sha256(site.text.encode("utf-8")).hexdigest(),
+            "signers": list(self._accepted.valid_keys) if self._accepted else [],
+        }
+        self.audit.append(rtype, time.time_ns(), data)
+
+    def _service_finding(
+        self, key: str, kind: str, severity: str, summary: str, details: dict
+    ) -> None:
+        now = time.time_ns()
+        finding = Finding(key, "update", kind, severity, 1.0, (), now, summary, details)
+        self.pipeline.raise_finding("service", finding, now)
+
+    def _publish_head(self) -> None:
+        """The audit chain's head goes to the SOC, so history it has seen cannot be rewritten."""
+        if self.audit is not None:
+            self._service_finding(
+                "audit-head",
+                "audit_head",
+                "info",
+                f"Audit log head: record {self.audit.seq}",
+                {"seq": self.audit.seq, "hash": self.audit.head},
+            )
+
+    def _flush_pending(self) -> None:
+        for finding in self._pending_findings:
+            self.pipeline.raise_finding("service", finding, time.time_ns())
+        self._pending_findings.clear()
 
     def _on_mqtt(self, t_rx_ns: int, topic: str, payload: bytes) -> None:
         self.intake.put(topic, Received(t_rx_ns, "mqtt", topic, payload))
@@ -162,6 +286,7 @@ class Service:
             if warm is not None:
                 warm()  # compile Numba kernels before claiming readiness
         self.ready = True
+        self._flush_pending()
         sd_notify("READY=1")
         log.info(
             "rampart %s running: %d sensors, status on %s",
@@ -192,6 +317,9 @@ class Service:
             if now - last_snapshot >= 1.0:
                 self._take_snapshot()
                 last_snapshot = now
+            if self.head_every_s > 0 and now - self._last_head >= self.head_every_s:
+                self._publish_head()
+                self._last_head = now
             if now - last_watchdog >= 5.0:
                 sd_notify("WATCHDOG=1")
                 last_watchdog = now
@@ -206,19 +334,28 @@ class Service:
             self.pipeline.finish()
         if self.recorder is not None:
             self.recorder.close()
+
         for sink in self.sinks:
             sink.close()
         self.http.stop()
 
     def reload(self) -> None:
         """SIGHUP: validate the file; swap to it only when it is good, else keep running as is."""
+        old_sha = self.pipeline.config_sha256
         try:
-            new_site = load_config(self.config_path)
+            new_site = self._load_trusted(self.config_path, at_start=False)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error(
                     "reload refused, keeping the running configuration: %s: %s", exc.source, problem
                 )
+            if self.audit is not None:
+                self.audit.append(
+                    "config_refused",
+                    time.time_ns(),
+                    {"path": str(self.config_path), "problems": exc.problems},
+                )
+            self._flush_pending()
             return
         old_filters = self.pipeline.router.subscriptions()
         self.pipeline.finish()
@@ -230,6 +367,19 @@ class Service:
                 self.mqtt.client.unsubscribe(old_filters)
                 self.mqtt.filters = new_filters
                 self.mqtt.client.subscribe([(f, 1) for f in new_filters])
+        self._audit_config("config_load", new_site)
+        if self.pipeline.config_sha256 != old_sha:
+            self._service_finding(
+                "config",
+                "config_changed",
+                "medium",
+                f"Configuration changed: {old_sha[:12]} -> {self.pipeline.config_sha256[:12]}",
+                {
+                    "old_sha256": old_sha,
+                    "new_sha256": self.pipeline.config_sha256,
+                    "signers": list(self._accepted.valid_keys) if self._accepted else [],
+                },
+            )
         log.info("configuration reloaded from %s", self.config_path)
 
     def install_signal_handlers(self) -> None:
@@ -256,6 +406,8 @@ class Service:
             "engine_s": pipe.engine_s,
             "mqtt_connected": bool(self.mqtt and self.mqtt.connected.is_set()),
             "mqtt_connects": self.mqtt.connects if self.mqtt else 0,
+            "config_sha256": pipe.config_sha256,
+            "audit_seq": self.audit.seq if self.audit else 0,
         }
         with self._snapshot.lock:
             self._snapshot.data = data
@@ -314,6 +466,14 @@ class _Collector:
         )
         yield CounterMetricFamily(
             "rampart_engine_seconds", "Time spent in the engine and detectors", value=d["engine_s"]
+        )
+        info = GaugeMetricFamily(
+            "rampart_config_info", "The configuration in force", labels=["sha256"]
+        )
+        info.add_metric([d["config_sha256"]], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "rampart_audit_records", "Records in the audit chain", value=d["audit_seq"]
         )
         yield GaugeMetricFamily(
             "rampart_mqtt_connected",

@@ -51,6 +51,9 @@ client_id = "rampart-test"
 
 [http]
 listen = "127.0.0.1:{http}"
+
+[state]
+dir = "state"
 """
 
 
@@ -213,10 +216,20 @@ def test_sighup_reload_keeps_running_config_when_new_one_is_bad(tmp_path):
 
     http_port = free_port()
     cfg = tmp_path / "site.toml"
-    good = f'[site]\nid = "live"\nlat = 52.0\nlon = 4.0\nalt_m = 10.0\n\n[http]\nlisten = "127.0.0.1:{http_port}"\n'
+    good = f'[site]\nid = "live"\nlat = 52.0\nlon = 4.0\nalt_m = 10.0\n\n[http]\nlisten = "127.0.0.1:{http_port}"\n\n[state]\ndir = "state"\n'
     cfg.write_text(good)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fusion", "run", "--config", str(cfg), "--max-seconds", "40"],
+        [
+            sys.executable,
+            "-m",
+            "fusion",
+            "run",
+            "--config",
+            str(cfg),
+            "--max-seconds",
+            "40",
+            "--allow-unsigned",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -76,6 +76,7 @@ def test_tls_client_certs_and_acl(tmp_path):
     site = (DEPLOY / "site.example.toml").read_text()
     site = site.replace("port = 8883", f"port = {port}").replace("/etc/rampart/certs/", f"{certs}/")
     site = site.replace('listen = "127.0.0.1:9108"', f'listen = "127.0.0.1:{free_port()}"')
+    site = site.replace('dir = "/var/lib/rampart"', f'dir = "{tmp_path / "state"}"')
     cfg = tmp_path / "site.toml"
     cfg.write_text(site)
     service = Service(cfg)
