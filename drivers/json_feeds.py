@@ -109,7 +109,7 @@ _claim_decoder = msgspec.json.Decoder(_Claim)
 def _claimed_sensor(payload: bytes) -> str | None:
     try:
         return _claim_decoder.decode(payload).sensor
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
 
 
@@ -141,7 +141,9 @@ class _JsonDecoder:
                     self._reject(t_rx_ns, "sensor_mismatch", f"payload says sensor {claimed!r}")
                 ]
             return [self._reject(t_rx_ns, "invalid", str(exc))]
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string
+            # (found by the fuzzer: benchmarks/fuzz_decoders.py).
             return [self._reject(t_rx_ns, "bad_json", f"{exc} ({len(payload)} bytes)")]
         if msg.sensor != self.sensor:
             return [self._reject(t_rx_ns, "sensor_mismatch", f"payload says sensor {msg.sensor!r}")]

@@ -201,3 +201,11 @@ def test_structured_garbage_never_raises_and_is_accounted(plots, t, scan):
         assert all(math.isfinite(v) for v in scans[0].plots[:, 0])
     else:
         assert len(rejects) == 1
+
+
+def test_invalid_utf8_inside_a_string_is_bad_json():
+    """Found by the atheris fuzzer: msgspec raises UnicodeDecodeError, not DecodeError, here."""
+    payload = b'{"sensor": "radar-1\xe4\xff", "t": 1767225600.0, "scan": 1, "plots": []}'
+    for dec in DECODERS:
+        (rej,) = dec.feed(payload, T_RX)
+        assert isinstance(rej, Rejected) and rej.reason == "bad_json"
