@@ -11,15 +11,32 @@ DEMO   ?= replay_data/sensor_faults
 # servers on free loopback ports (never the machine's own services).
 SYSTEM_PACKAGES ?= mosquitto
 
-.PHONY: demo test lint format bench venv system-packages clean regen-replay-data
+.PHONY: demo test lint format bench venv system-packages clean regen-replay-data lock sbom
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Dependencies come from requirements.lock, every file pinned by hash
+# (pip --require-hashes); the project itself is then installed without them.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve the dependencies of pyproject.toml (with the test extra) and pin
+# every file by hash. Review the diff of requirements.lock before committing.
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet pip-tools
+	.venv-lock/bin/pip-compile --quiet --extra test --generate-hashes --strip-extras --allow-unsafe -o requirements.lock pyproject.toml
+	rm -rf .venv-lock
+
+# A CycloneDX software bill of materials of what the venv holds.
+sbom: $(STAMP)
+	$(BIN)/python -m pip install --quiet cyclonedx-bom
+	$(BIN)/cyclonedx-py environment --output-format JSON --output-file sbom.cdx.json $(VENV)
+	@echo "SBOM: sbom.cdx.json"
 
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
