@@ -35,6 +35,7 @@ from drivers.config_trust import load_keyring
 from drivers.config_trust import verify as verify_config
 from drivers.mqtt_source import MqttSettings, MqttSource
 from drivers.recording import RecordingWriter
+from drivers.serial_link import SerialLink
 from drivers.status_http import StatusServer
 from fusion.alerts import Alert
 from fusion.cli.intake import Intake, Received
@@ -45,7 +46,11 @@ from fusion.detector import Finding
 log = logging.getLogger("rampart.service")
 
 NS = 1_000_000_000
-HEALTH_STALL_S = 10.0  # the engine loop must turn at least this often to be healthy
+HEALTH_STALL_S = 10.0
+DEFAULT_BAUD = {
+    "gnss": 9600,
+    "power": 921600,
+}  # when a serial sensor names none  # the engine loop must turn at least this often to be healthy
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -162,6 +167,16 @@ class Service:
         self.head_every_s = float(self.site.section("audit").get("head_every_s", 300.0))
         self._last_head = 0.0
         self._audit_config("config_load", self.site)
+        self.serial_links: dict[str, SerialLink] = {}
+        if process or record_dir is not None:
+            for sensor in self.site.sensors:
+                if sensor.transport == "serial" and sensor.port:
+                    self.serial_links[sensor.id] = SerialLink(
+                        sensor.port,
+                        sensor.baud or DEFAULT_BAUD.get(sensor.kind, 115200),
+                        lambda t_rx_ns, chunk, sid=sensor.id: self.on_serial(sid, t_rx_ns, chunk),
+                        name=sensor.id,
+                    )
         self.registry = CollectorRegistry()
         self.registry.register(_Collector(self))
         listen = str(self.site.section("http").get("listen", "127.0.0.1:9108"))
@@ -269,6 +284,11 @@ class Service:
         problems = self._health()
         if not self.ready:
             problems.append("detectors still warming up")
+        for sid, link in self.serial_links.items():
+            if link.state != "open":
+                problems.append(
+                    f"serial {sid}: {link.port} {link.state} ({link.last_error or 'opening'})"
+                )
         if self.mqtt is not None and not self.mqtt.connected.is_set():
             problems.append(
                 f"mqtt: not connected to {self.mqtt.settings.host}:{self.mqtt.settings.port} ({self.mqtt.last_error or 'connecting'})"
@@ -281,6 +301,8 @@ class Service:
         self.http.start()
         if self.mqtt is not None:
             self.mqtt.start()
+        for link in self.serial_links.values():
+            link.start()
         for det in self.pipeline.detectors:
             warm = getattr(det, "warm_up", None)
             if warm is not None:
@@ -330,6 +352,8 @@ class Service:
         sd_notify("STOPPING=1")
         if self.mqtt is not None:
             self.mqtt.stop()
+        for link in self.serial_links.values():
+            link.stop()
         if self.process:
             self.pipeline.finish()
         if self.recorder is not None:
@@ -407,6 +431,10 @@ class Service:
             "mqtt_connected": bool(self.mqtt and self.mqtt.connected.is_set()),
             "mqtt_connects": self.mqtt.connects if self.mqtt else 0,
             "config_sha256": pipe.config_sha256,
+            "serial": {
+                sid: (link.state == "open", link.reconnects)
+                for sid, link in self.serial_links.items()
+            },
             "audit_seq": self.audit.seq if self.audit else 0,
         }
         with self._snapshot.lock:
@@ -467,6 +495,17 @@ class _Collector:
         yield CounterMetricFamily(
             "rampart_engine_seconds", "Time spent in the engine and detectors", value=d["engine_s"]
         )
+        up = GaugeMetricFamily(
+            "rampart_serial_open", "1 while a serial port is open", labels=["sensor"]
+        )
+        reopen = CounterMetricFamily(
+            "rampart_serial_reconnects", "Serial port reopens", labels=["sensor"]
+        )
+        for sid, (is_open, reconnects) in sorted(d["serial"].items()):
+            up.add_metric([sid], int(is_open))
+            reopen.add_metric([sid], reconnects)
+        yield up
+        yield reopen
         info = GaugeMetricFamily(
             "rampart_config_info", "The configuration in force", labels=["sha256"]
         )
