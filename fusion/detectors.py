@@ -8,6 +8,7 @@ from __future__ import annotations
 from fusion.clock_skew import ClockSkewSupervision
 from fusion.config import ConfigError, SiteConfig
 from fusion.detector import Detector
+from fusion.gnss import GnssDetector
 from fusion.integrity import InputIntegrity
 from fusion.supervision import SensorSupervision
 
@@ -24,4 +25,5 @@ def build_detectors(site: SiteConfig) -> list[Detector]:
         SensorSupervision(site.sensors),
         ClockSkewSupervision(site.sensors, float(skew)),
         InputIntegrity(site),
+        GnssDetector(site),
     ]

@@ -342,8 +342,9 @@ def _band_update(
 # --- public wrappers ---------------------------------------------------------------------------
 
 
-def observe_sats(table, slots: np.ndarray, cno: np.ndarray, elev: np.ndarray, t_s: float,
-                 learn: bool) -> np.ndarray:
+def observe_sats(
+    table, slots: np.ndarray, cno: np.ndarray, elev: np.ndarray, t_s: float, learn: bool
+) -> np.ndarray:
     """Records one report of some satellites of ``table`` (a ``SatTable``); returns residuals (dB).
 
     ``cno`` < 1 means untracked; ``elev`` NaN means unknown. A residual is NaN
@@ -359,9 +360,26 @@ def observe_sats(table, slots: np.ndarray, cno: np.ndarray, elev: np.ndarray, t_
     out = np.empty(slots.size)
     p = table.params
     _observe(
-        slots, cno, elev, float(t_s), bool(learn), p.tau_s, p.gate_db, p.reseed_s, p.prior_var,
-        p.bin_width_deg, table.base, table.var, table.count, table.last_cno, table.last_elev,
-        table.last_t, table.out_since, table.bin_mean, table.bin_count, out,
+        slots,
+        cno,
+        elev,
+        float(t_s),
+        bool(learn),
+        p.tau_s,
+        p.gate_db,
+        p.reseed_s,
+        p.prior_var,
+        p.bin_width_deg,
+        table.base,
+        table.var,
+        table.count,
+        table.last_cno,
+        table.last_elev,
+        table.last_t,
+        table.out_since,
+        table.bin_mean,
+        table.bin_count,
+        out,
     )
     return out
 
@@ -371,9 +389,21 @@ def summarise_cn0(table, t_s: float) -> np.ndarray:
     out = np.empty(N_FEATURES)
     p = table.params
     _summarise(
-        float(t_s), p.stale_s, p.min_count, p.lost_elev_deg, p.sat_drop_db, p.change_db,
-        p.cluster_width_db, p.track_floor_dbhz, table.base, table.var, table.count,
-        table.last_cno, table.last_elev, table.last_t, out,
+        float(t_s),
+        p.stale_s,
+        p.min_count,
+        p.lost_elev_deg,
+        p.sat_drop_db,
+        p.change_db,
+        p.cluster_width_db,
+        p.track_floor_dbhz,
+        table.base,
+        table.var,
+        table.count,
+        table.last_cno,
+        table.last_elev,
+        table.last_t,
+        out,
     )
     return out
 
@@ -409,7 +439,15 @@ def band_update(
     rise = np.empty(band_lo.size)
     power = np.empty(band_lo.size)
     _band_update(
-        power_dbm, band_lo, band_hi, bool(learn), float(floor_gate_db), float(floor_tau_sweeps),
-        floor_lin, floor_count, rise, power,
+        power_dbm,
+        band_lo,
+        band_hi,
+        bool(learn),
+        float(floor_gate_db),
+        float(floor_tau_sweeps),
+        floor_lin,
+        floor_count,
+        rise,
+        power,
     )
     return rise, power
