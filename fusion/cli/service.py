@@ -37,6 +37,7 @@ from drivers.mqtt_source import MqttSettings, MqttSource
 from drivers.recording import RecordingWriter
 from drivers.serial_link import SerialLink
 from drivers.status_http import StatusServer
+from drivers.ublox_config import configure as configure_receiver
 from fusion.alerts import Alert
 from fusion.cli.intake import Intake, Received
 from fusion.cli.pipeline import Pipeline
@@ -176,6 +177,9 @@ class Service:
                         sensor.baud or DEFAULT_BAUD.get(sensor.kind, 115200),
                         lambda t_rx_ns, chunk, sid=sensor.id: self.on_serial(sid, t_rx_ns, chunk),
                         name=sensor.id,
+                        # A u-blox receiver is told to emit what detection reads, again on
+                        # every reopen (an unplugged receiver forgets); NMEA-only ones ignore it.
+                        on_open=configure_receiver if sensor.kind == "gnss" else None,
                     )
         self.registry = CollectorRegistry()
         self.registry.register(_Collector(self))
