@@ -9,7 +9,7 @@ STAMP   = $(VENV)/.installed-stamp
 DEMO   ?= replay_data/sensor_faults
 # Debian packages the test suite needs: the tests start their own brokers and
 # servers on free loopback ports (never the machine's own services).
-SYSTEM_PACKAGES ?= mosquitto
+SYSTEM_PACKAGES ?= mosquitto mosquitto-clients rsyslog rsyslog-gnutls openssl
 
 .PHONY: demo test lint format bench venv system-packages clean regen-replay-data lock sbom
 

@@ -151,6 +151,9 @@ class Engine:
         for det in self.detectors:
             for finding in det.on_tick(tick):
                 self._alert(det.name, finding, t_detect_ns)
+        # Held-back updates, storm and correlation closes go out in quiet stretches too.
+        for alert in self.incidents.on_tick(t_detect_ns):
+            self.emit(alert)
 
     def _deliver(self, record: Record, t_detect_ns: int) -> None:
         self.delivered += 1

@@ -321,13 +321,32 @@ def _cmd_audit_verify(args) -> int:
 
 
 def _cmd_check_config(args) -> int:
+    from drivers.sinks.base import SinkConfigError
+    from drivers.sinks.config import parse_delivery
     from fusion.config import ConfigError, load_config
+    from fusion.detectors import build_detectors
+    from fusion.incidents import IncidentSettings
 
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}")
+        return 1
+    # The sections the site format leaves to Rampart: detectors, incidents, sinks.
+    problems: list[str] = []
+    for check in (build_detectors, IncidentSettings.from_site):
+        try:
+            check(cfg)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    try:
+        parse_delivery(cfg, args.config.parent)
+    except SinkConfigError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        for problem in problems:
+            print(f"{args.config}: {problem}")
         return 1
     print(
         f"{args.config}: ok (site {cfg.site.id}, {len(cfg.sensors)} sensors, {len(cfg.zones)} zones)"
@@ -361,7 +380,7 @@ def _cmd_replay(args) -> int:
                 sinks.append(AuditSink(AuditLog(state / "audit.log")))
             except (OSError, ValueError) as exc:
                 raise UsageError(f"{state / 'audit.log'}: {exc}") from exc
-            sinks.extend(_build_sinks(service, args.config.parent))
+            sinks.extend(_build_sinks(service, args.config.parent, replay=True))
     elif args.deliver:
         raise UsageError("--deliver needs --config (the sinks come from the service configuration)")
     if args.alerts_out:
@@ -380,14 +399,14 @@ def _cmd_replay(args) -> int:
     )
     for sink in sinks:
         sink.close()
+    if args.tracks_out:
+        write_tracks(args.tracks_out, result)
+    print(summary_table(result))
     undelivered = False
     for sink in sinks:
         if hasattr(sink, "summary"):  # --deliver: what reached the sinks
             print(sink.summary(), file=sys.stderr if not sink.drained else sys.stdout)
             undelivered = undelivered or not sink.drained
-    if args.tracks_out:
-        write_tracks(args.tracks_out, result)
-    print(summary_table(result))
     if args.report is not None:
         from fusion.cli.report import write_replay_report
 
@@ -407,19 +426,23 @@ def _apply_service_settings(site, service):
     return replace(site, engine=service.engine, raw=raw)
 
 
-def _build_sinks(service, base: Path) -> list:
-    """The service configuration's sinks behind its durable outbox, as the service sends."""
+def _build_sinks(service, base: Path, replay: bool = False) -> list:
+    """The service configuration's sinks behind its durable outbox (drivers/sinks/), as the
+    service sends. ``replay``: for ``replay --deliver`` (a temporary outbox unless the
+    configuration names one, and a bounded drain before returning)."""
     from drivers.sinks.base import SinkConfigError
-    from drivers.sinks.config import ReplayDelivery
+    from drivers.sinks.config import ConfiguredDelivery, parse_delivery
     from drivers.sinks.outbox import OutboxLocked
 
     try:
-        delivery = ReplayDelivery(service, base)
+        if not parse_delivery(service, base).sinks:
+            return []
+        delivery = ConfiguredDelivery(service, base, replay=replay)
     except SinkConfigError as exc:
         raise UsageError(f"{service.source}: " + "; ".join(exc.problems)) from exc
     except (OutboxLocked, OSError) as exc:
         raise UsageError(f"{service.source}: cannot open the outbox: {exc}") from exc
-    return [delivery] if delivery.config.sinks else []
+    return [delivery]
 
 
 def _cmd_simulate(args) -> int:

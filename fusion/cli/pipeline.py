@@ -59,7 +59,7 @@ class Pipeline:
             *(getattr(d, "gnss_identities", frozenset()) for d in self.detectors)
         )
         self.router = Router(site, gnss_parse=None if parse_all_gnss else wanted)
-        self.incidents = IncidentBook(site.site.id)
+        self.incidents = IncidentBook.for_site(site)
         self.alerts: list[Alert] = []
 
         self.config_sha256 = hashlib.sha256(site.text.encode("utf-8")).hexdigest()

@@ -188,7 +188,14 @@ class Service:
 
     # --- wiring --------------------------------------------------------------------------
     def _build_pipeline(self, site: SiteConfig) -> Pipeline:
-        return Pipeline(site, self._emit)
+        pipe = Pipeline(site, self._emit)
+        # SOC acknowledgements (MQTT acks topic, webhook replies) are recorded on the
+        # incident they name; a reload builds a new book, so re-point the listeners.
+        for sink in getattr(self, "sinks", []):
+            delivery = getattr(getattr(sink, "delivery", None), "ack_listeners", None)
+            if delivery is not None:
+                delivery[:] = [pipe.incidents.acknowledge]
+        return pipe
 
     def _emit(self, alert: Alert) -> None:
         self.alerts_out += 1
