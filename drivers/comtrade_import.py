@@ -45,6 +45,18 @@ that sensor's ``channels`` cut to the channels imported.
 Scale: per channel, the record's peak maps to 30000 counts, so nothing the
 relay recorded clips (flag bit 0 stays clear). Values come in physical units
 (kV and mV converted to V, kA to A), primary or secondary as the cfg states.
+
+Nominal voltage and frequency: a relay records secondary volts (57.7 V
+phase-to-neutral behind a 100 V VT, say) or primary kilovolts, never the
+site's 230 V, so the detectors' per-unit thresholds need the record's own
+nominal. ``nominal_hz`` is the cfg's line frequency. ``nominal_v`` is the RMS
+of the first whole cycles of the record (the relay's pre-trigger stretch,
+normally healthy), median over the imported channels, snapped to the nearest
+standard nominal (IEC 60038 system voltages, VT secondaries of IEC 61869-3, and
+their phase-to-neutral values) when within 7 % of one. Both are written into
+the recording's ``site.toml`` for the imported sensor. A record whose voltage
+channels hold no voltage (a relay's self-test, a test-set injection into
+currents only) keeps the site's nominal, and the notes say so.
 """
 
 from __future__ import annotations
@@ -63,7 +75,7 @@ from cobs import cobs
 
 from drivers.power_frame import encode_frame
 from drivers.recording import RecordingWriter
-from drivers.site_text import keep_sensors, set_sensor_list
+from drivers.site_text import keep_sensors, set_sensor_list, set_sensor_scalar
 from drivers.topics import stream_topic
 from fusion.config import Sensor, parse_config
 
@@ -74,6 +86,20 @@ OLDEST_PLAUSIBLE_NS = 315_532_800 * 1_000_000_000  # 1980-01-01T00:00:00Z
 PEAK_COUNTS = 30000
 RX_DELAY_NS = 1_000_000  # receive time = end of the frame + 1 ms
 CFG_ENCODINGS = ("utf-8", "gbk", "cp1251")
+PRE_TRIGGER_CYCLES = 5  # cycles at the start of a record whose RMS sets the nominal voltage
+NOMINAL_SNAP = 0.07  # snap to a standard nominal within this fraction
+NO_VOLTAGE_V = 1.0  # a channel whose peak stays below this holds no voltage
+_SQRT3 = math.sqrt(3.0)
+# IEC 60038 system voltages (V, line-to-line), VT secondaries (IEC 61869-3); and each / sqrt(3).
+_LINE_VOLTAGES = (
+    100.0, 110.0, 115.0, 120.0, 200.0, 208.0, 220.0, 230.0, 240.0, 380.0, 400.0, 415.0, 440.0,
+    480.0, 600.0, 690.0, 1000.0, 3300.0, 6000.0, 6600.0, 10000.0, 11000.0, 13200.0, 13800.0,
+    15000.0, 20000.0, 22000.0, 33000.0, 35000.0, 66000.0, 110000.0, 132000.0, 220000.0,
+    230000.0, 380000.0, 400000.0,
+)  # fmt: skip
+STANDARD_NOMINALS_V = tuple(
+    sorted({*_LINE_VOLTAGES, *(round(v / _SQRT3, 1) for v in _LINE_VOLTAGES)})
+)
 
 _NS = 1_000_000_000
 # Unit as written in the cfg -> (factor to SI, SI unit). "mV"/"MV" differ by case only.
@@ -107,6 +133,8 @@ class ImportSummary:
     t_first_ns: int  # first sample
     t_last_ns: int  # last sample
     sensor_channels: tuple[str, ...] = ()  # the sensor's channels these map to
+    nominal_v: float = 0.0  # written to the recording's site.toml for the sensor
+    nominal_hz: float = 0.0
     scales: tuple[float, ...] = ()  # units per count, per channel
     units: tuple[str, ...] = ()  # V or A per channel
     site_toml: str = ""  # as written to the recording
@@ -172,6 +200,7 @@ def import_comtrade(
 
     start_ns = _start_time_ns(rec, loaded, notes)
     blocks, t_rel_ns = _blocks_and_times(rec, rows)
+    nominal_hz, nominal_v = _nominals(rec, values, blocks, sensor, units, notes)
 
     # The recording holds this sensor only: the site's other sensors were not recorded.
     site_toml = keep_sensors(site_toml, {sensor.id})
@@ -181,6 +210,9 @@ def import_comtrade(
             f"record has {len(chosen)} usable channels for {len(sensor.channels)} configured: "
             f"site.toml channels of {sensor.id} set to {list(sensor_channels)}"
         )
+    if sensor.kind == "power":
+        site_toml = set_sensor_scalar(site_toml, sensor.id, "nominal_hz", nominal_hz)
+        site_toml = set_sensor_scalar(site_toml, sensor.id, "nominal_v", nominal_v)
     if sensor.transport == "serial":
         transport, channel = "serial", sensor.id
     else:
@@ -209,6 +241,8 @@ def import_comtrade(
         t_first_ns=start_ns + int(t_rel_ns[0]),
         t_last_ns=t_last_ns,
         sensor_channels=sensor_channels,
+        nominal_v=nominal_v,
+        nominal_hz=nominal_hz,
         scales=tuple(float(s) for s in scale),
         units=tuple(units),
         site_toml=site_toml,
@@ -391,6 +425,52 @@ def _valid_timestamp(line: str) -> bool:
 
 
 # --- channels, time ----------------------------------------------------------
+
+
+def _nominals(
+    rec: comtrade.Comtrade,
+    values: np.ndarray,
+    blocks: list[_Block],
+    sensor: Sensor,
+    units: list[str],
+    notes: list[str],
+) -> tuple[float, float]:
+    """(nominal_hz, nominal_v) of the record: its line frequency and pre-trigger voltage."""
+    f = float(getattr(rec.cfg, "frequency", 0.0) or 0.0)
+    nominal_hz = f if 10.0 <= f <= 1000.0 else sensor.nominal_hz
+    if nominal_hz != f:
+        notes.append(f"cfg line frequency {f:g} Hz unusable: nominal_hz {nominal_hz:g} kept")
+    volts = [
+        k
+        for k in range(values.shape[1])
+        if units[k] == "V" and np.abs(values[:, k]).max() >= NO_VOLTAGE_V
+    ]
+    if not volts or not blocks:
+        notes.append(f"no voltage on the imported channels: nominal_v {sensor.nominal_v:g} kept")
+        return nominal_hz, sensor.nominal_v
+    first = blocks[0]
+    per_cycle = first.fs_hz / nominal_hz
+    whole = int(min(PRE_TRIGGER_CYCLES, (first.stop - first.start) // max(per_cycle, 1.0)))
+    n = round(whole * per_cycle) if whole >= 1 else first.stop - first.start
+    head = values[first.start : first.start + n][:, volts]
+    measured = float(np.median(np.sqrt(np.mean(head * head, axis=0))))
+    if measured < NO_VOLTAGE_V:
+        notes.append(f"no voltage at the start of the record: nominal_v {sensor.nominal_v:g} kept")
+        return nominal_hz, sensor.nominal_v
+    best = min(STANDARD_NOMINALS_V, key=lambda v: abs(v - measured) / v)
+    if abs(best - measured) <= NOMINAL_SNAP * best:
+        nominal_v = best
+        notes.append(
+            f"nominal_v {nominal_v:g} V (the record starts at {measured:.4g} V rms), "
+            f"nominal_hz {nominal_hz:g}"
+        )
+    else:
+        nominal_v = float(f"{measured:.3g}")
+        notes.append(
+            f"nominal_v {nominal_v:g} V: the record's starting level (no standard nominal "
+            f"within {NOMINAL_SNAP:.0%}), nominal_hz {nominal_hz:g}"
+        )
+    return nominal_hz, nominal_v
 
 
 def _unit_factor(unit: str) -> tuple[float, str]:

@@ -76,3 +76,41 @@ def set_sensor_list(site_toml: str, sensor_id: str, key: str, values: tuple[str,
             raise ValueError(f"site TOML: could not set {key} of {sensor_id}")
         return text
     raise ValueError(f"site TOML: sensor {sensor_id!r} has no [[sensors]] table")
+
+
+def set_sensor_scalar(site_toml: str, sensor_id: str, key: str, value: float | int | str) -> str:
+    """The site TOML with ``key = value`` in sensor ``sensor_id``'s table, other text untouched.
+
+    A float is written with up to 6 significant digits (``57.7``, ``3300.0``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"{key}: a number or a string, not {type(value).__name__}")
+    if isinstance(value, str):
+        text_value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    elif isinstance(value, float):
+        text_value = f"{value:.6g}"
+        if not any(ch in text_value for ch in ".en"):
+            text_value += ".0"
+    else:
+        text_value = str(value)
+    lines = site_toml.splitlines(keepends=True)
+    new_line = f"{key} = {text_value}\n"
+    for a, b, sid in _sensor_blocks(lines):
+        if sid != sensor_id:
+            continue
+        block = lines[a + 1 : b]
+        at = next(
+            (j for j, ln in enumerate(block) if re.match(rf"^\s*{re.escape(key)}\s*=", ln)), None
+        )
+        if at is None:
+            id_at = next(j for j, ln in enumerate(block) if re.match(r"^\s*id\s*=", ln))
+            block.insert(id_at + 1, new_line)
+        else:
+            block[at] = new_line
+        text = "".join([*lines[: a + 1], *block, *lines[b:]])
+        got = parse_config(text, source="<site for import>").sensor(sensor_id)
+        want = float(text_value) if not isinstance(value, str) else value
+        if got is None or getattr(got, key) != want:
+            raise ValueError(f"site TOML: could not set {key} of {sensor_id}")
+        return text
+    raise ValueError(f"site TOML: sensor {sensor_id!r} has no [[sensors]] table")

@@ -35,7 +35,9 @@ class Detector(Protocol):
     parsed, the rest reach it with identity and raw bytes only. A detector about
     the arrival of data rather than its content (clock supervision) may define
     ``on_arrival(record) -> findings``: called for every record as it arrives, in
-    receive order, before the engine's lateness and duplicate checks."""
+    receive order, before the engine's lateness and duplicate checks. A detector
+    may define ``on_finish(watermark_ns) -> findings``, called once at the end of
+    input (a replay), to report judgements still pending."""
 
     name: str
     consumes: tuple[type, ...]  # record types routed to on_record

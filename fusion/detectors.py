@@ -10,6 +10,7 @@ from fusion.config import ConfigError, SiteConfig
 from fusion.detector import Detector
 from fusion.gnss import GnssDetector
 from fusion.integrity import InputIntegrity
+from fusion.power import PowerTransientDetector
 from fusion.supervision import SensorSupervision
 
 
@@ -26,4 +27,5 @@ def build_detectors(site: SiteConfig) -> list[Detector]:
         ClockSkewSupervision(site.sensors, float(skew)),
         InputIntegrity(site),
         GnssDetector(site),
+        PowerTransientDetector(site),
     ]

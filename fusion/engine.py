@@ -123,6 +123,12 @@ class Engine:
             return
         last = max([self.clock_ns - self.lateness_ns] + [t for t, _, _ in self._heap])
         self._release(last, self.clock_ns)
+        for det in self.detectors:
+            # Detectors with open judgements (a disturbance still settling) may close them.
+            on_finish = getattr(det, "on_finish", None)
+            if on_finish is not None:
+                for finding in on_finish(self.watermark_ns):
+                    self._alert(det.name, finding, self.clock_ns)
         for alert in self.incidents.flush(self.clock_ns):  # held-back updates go out now
             self.emit(alert)
 

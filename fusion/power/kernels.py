@@ -23,9 +23,9 @@ sample:
    those of IEEE 1159-2019 Table 2 (sag 0.1-0.9 pu, swell > 1.1 pu). An event
    starts at the first sample of the window that crossed and ends at the last
    sample of the window that recovered (IEC 61000-4-30 §5.4.2.1).
-4. **Cycle-to-cycle difference.** ``d[n] = x[n] - x[n - N]`` from a ring buffer
-   of two cycles: the steady waveform, harmonics included, cancels, and what
-   remains is what changed. An *excursion* starts when ``|d|`` exceeds
+4. **Cycle-to-cycle difference.** ``d[n] = x[n] - x[n - N]`` against the two
+   cycles of history the state keeps: the steady waveform, harmonics included,
+   cancels, and what remains is what changed. An *excursion* starts when ``|d|`` exceeds
    ``thr_on`` and lasts while ``|d|`` stays above ``thr_off`` with gaps shorter
    than ``gap`` samples. Over it the chain keeps the peak deviation, the peak
    of ``|x|``, the largest one-sample step (dv/dt), the Teager-Kaiser energy
@@ -42,14 +42,22 @@ sample:
    of a sag, a phase jump), which is evidence, not a transient.
 
 An impulse is patched out of the reference cycle once it has ended (its samples
-in the ring buffer are replaced by the cycle before), so it does not come back
+in the history are replaced by the cycle before), so it does not come back
 as a mirrored impulse one cycle later.
 
-Events are written to preallocated output arrays (struct of arrays: one column
-per field, named by the ``E_*``/``EF_*`` constants) and the half-cycle RMS with
-the tracked frequency to an envelope array. The public ``WaveformChain`` owns
-the state and the output buffers; ``reset`` ends open events as truncated, for a
-gap in the stream.
+Events are written to preallocated output arrays (one column per field, named
+by the ``E_*``/``EF_*`` constants) and the half-cycle RMS with the tracked
+frequency to envelope arrays. The public ``WaveformChain`` owns the state and
+the output buffers; ``reset`` ends open events as truncated, for a gap in the
+stream.
+
+Speed: almost every sample is quiet (no excursion, no clip), so the loop runs
+in two gears. A tight inner loop takes quiet samples up to the end of the half
+cycle, doing only the running sums and the zero-crossing tracker, with no calls
+(its values stay in registers); anything else drops to the full step for one
+sample. Both gears do the same arithmetic in the same order, so the results do
+not depend on where a frame or a half cycle begins (tests/power compare them
+with the slow twin and across frame sizes).
 """
 
 from __future__ import annotations
@@ -76,29 +84,28 @@ KIND_NAMES = {
 
 # --- integer state columns (one row per channel) -----------------------------------------
 I_IDX = 0  # absolute index of the next sample in this stream
-I_POS = 1  # unused (kept so column numbers stay stable)
-I_WARM = 2  # first sample index whose reference cycle is valid
-I_HCNT = 3  # samples in the current half cycle
-I_NHALF = 4  # half cycles completed
-I_ZARM = 5  # went below -zc_hysteresis since the last crossing
-I_EX_ON = 6
-I_EX_START = 7
-I_EX_LAST = 8  # last sample with |d| > thr_off
-I_EX_FLIPS = 9
-I_EX_SIGN = 10  # sign of d at the last sample above thr_off
-I_EX_CLIPS = 11
-I_EX_FLIP0 = 12  # index of the first sign change
-I_EX_FLIP1 = 13  # index of the last sign change
-I_LO_ON = 14
-I_LO_START = 15
-I_HI_ON = 16
-I_HI_START = 17
-I_CLIPS = 18  # clipped samples, all time
-I_EX_PEAK_IDX = 19
-I_EX_SIGN0 = 20  # polarity at the start of the excursion
-I_LO_CLIPS = 21  # clipped samples while a dip is open
-I_HI_CLIPS = 22
-N_ISTATE = 23
+I_WARM = 1  # first sample index whose reference cycle is valid
+I_HCNT = 2  # samples in the current half cycle
+I_NHALF = 3  # half cycles completed
+I_ZARM = 4  # went below -zc_hysteresis since the last crossing
+I_EX_ON = 5
+I_EX_START = 6
+I_EX_LAST = 7  # last sample with |d| > thr_off
+I_EX_FLIPS = 8
+I_EX_SIGN = 9  # sign of d at the last sample above thr_off
+I_EX_CLIPS = 10
+I_EX_FLIP0 = 11  # index of the first sign change
+I_EX_FLIP1 = 12  # index of the last sign change
+I_LO_ON = 13
+I_LO_START = 14
+I_HI_ON = 15
+I_HI_START = 16
+I_CLIPS = 17  # clipped samples, all time
+I_EX_PEAK_IDX = 18
+I_EX_SIGN0 = 19  # polarity at the start of the excursion
+I_LO_CLIPS = 20  # clipped samples while a dip is open
+I_HI_CLIPS = 21
+N_ISTATE = 22
 
 # --- float state columns -------------------------------------------------------------------
 F_XPREV = 0
@@ -155,11 +162,8 @@ EF_OSC_HZ = 6
 EF_FREQ = 7  # tracked mains frequency at the end, Hz
 N_EF = 8
 
-# envelope columns
-V_CH = 0
-V_IDX = 1  # one past the last sample of the window
-VF_RMS = 0  # pu
-VF_FREQ = 1
+# envelope: per half cycle, ``env_idx[j]`` is one past the last sample of the window
+# (the same for every channel), ``env_rms[j, k]`` U_rms(1/2) in pu, ``env_freq[j, k]`` Hz
 
 
 @njit(cache=True, nogil=True)
@@ -286,15 +290,8 @@ def _emit_rms(k, kind, start, end, extreme, clips, fst, ev_i, ev_f, n_ev, trunc)
 
 
 @njit(cache=True, nogil=True)
-def _half_cycle(k, idx, ss, ssp, h, ist, fst, prm, ev_i, ev_f, n_ev, env_i, env_f, n_env):
-    """A half cycle ended at sample ``idx``: refresh U_rms(1/2) and run the dip/swell machines."""
-    rms = math.sqrt((ss + ssp) / (2.0 * h)) / prm[P_VRMS]
-    fst[k, F_RMS] = rms
-    env_i[n_env, V_CH] = k
-    env_i[n_env, V_IDX] = idx + 1
-    env_f[n_env, VF_RMS] = rms
-    env_f[n_env, VF_FREQ] = fst[k, F_FREQ]
-    n_env += 1
+def _rms_machines(k, idx, rms, h, ist, fst, prm, ev_i, ev_f, n_ev):
+    """The dip and swell machines on a fresh U_rms(1/2) (pu) of the window ending at ``idx``."""
     sag = prm[P_SAG]
     swell = prm[P_SWELL]
     hyst = prm[P_HYST]
@@ -309,8 +306,17 @@ def _half_cycle(k, idx, ss, ssp, h, ist, fst, prm, ev_i, ev_f, n_ev, env_i, env_
             fst[k, F_LO_MIN] = rms
         if rms >= sag + hyst:
             n_ev = _emit_rms(
-                k, K_DIP, ist[k, I_LO_START], idx + 1, fst[k, F_LO_MIN], ist[k, I_LO_CLIPS],
-                fst, ev_i, ev_f, n_ev, 0,
+                k,
+                K_DIP,
+                ist[k, I_LO_START],
+                idx + 1,
+                fst[k, F_LO_MIN],
+                ist[k, I_LO_CLIPS],
+                fst,
+                ev_i,
+                ev_f,
+                n_ev,
+                0,
             )
             ist[k, I_LO_ON] = 0
     if ist[k, I_HI_ON] == 0:
@@ -324,23 +330,28 @@ def _half_cycle(k, idx, ss, ssp, h, ist, fst, prm, ev_i, ev_f, n_ev, env_i, env_
             fst[k, F_HI_MAX] = rms
         if rms <= swell - hyst:
             n_ev = _emit_rms(
-                k, K_SWELL, ist[k, I_HI_START], idx + 1, fst[k, F_HI_MAX], ist[k, I_HI_CLIPS],
-                fst, ev_i, ev_f, n_ev, 0,
+                k,
+                K_SWELL,
+                ist[k, I_HI_START],
+                idx + 1,
+                fst[k, F_HI_MAX],
+                ist[k, I_HI_CLIPS],
+                fst,
+                ev_i,
+                ev_f,
+                n_ev,
+                0,
             )
             ist[k, I_HI_ON] = 0
-    return n_ev, n_env
+    return n_ev
 
 
 @njit(cache=True, nogil=True)
-def _chain(counts, chans, scale, ist, fst, hist, work, prm, ev_i, ev_f, env_i, env_f):
-    """Runs ``counts[:, chans[k]] * scale[k]`` through channel ``k``'s chain; returns
-    (events written, envelope points written).
-
-    ``hist[k]`` holds the channel's last two cycles; ``work[k]`` is scratch of at
-    least ``2·N + n`` samples: the history, then this block, so the reference
-    sample one cycle back is a plain offset (no ring arithmetic in the loop).
-    """
-    n = counts.shape[0]
+def _run_block(
+    col, sc, k, w, ist, fst, hist, prm, ev_i, ev_f, n_ev, env_idx, env_rms, env_freq, n_env
+):
+    """Channel ``k``'s chain over the samples ``col`` (counts), with scratch ``w``."""
+    n = col.shape[0]
     nc = int(prm[P_N])
     n2 = 2 * nc
     h = nc // 2
@@ -351,91 +362,212 @@ def _chain(counts, chans, scale, ist, fst, hist, work, prm, ev_i, ev_f, env_i, e
     zch = prm[P_ZC_HYST]
     lo_per = 0.5 * nc
     hi_per = 1.5 * nc
-    n_ev = 0
-    n_env = 0
-    for k in range(chans.shape[0]):
-        c = chans[k]
-        sc = scale[k]
-        col = counts[:, c]
-        w = work[k]
-        w[:n2] = hist[k]
-        cur = w[n2 : n2 + n]  # this block's samples
-        back = w[nc : nc + n]  # the samples one cycle before them
-        idx = ist[k, I_IDX]
-        base = idx - n2  # absolute index of w[0]
-        warm_until = ist[k, I_WARM]
-        hcnt = ist[k, I_HCNT]
-        zarm = ist[k, I_ZARM] == 1
-        clips = ist[k, I_CLIPS]
-        ex_on = ist[k, I_EX_ON] == 1
-        x_prev = fst[k, F_XPREV]
-        d1 = fst[k, F_D1]
-        d2 = fst[k, F_D2]
-        ss = fst[k, F_SS]
-        ssp = fst[k, F_SSP]
-        zlast = fst[k, F_ZLAST]
-        freq = fst[k, F_FREQ]
-        for i in range(n):
-            raw = col[i]
-            x = raw * sc
-            clip = (raw == 32767) | (raw == -32768)
-            clips += clip
-            cur[i] = x
-            d = x - back[i]
-            # zero crossing, positive-going, armed by going below -zc_hysteresis
-            zarm |= x < -zch
-            if zarm and x >= 0.0:
-                zarm = False
-                tz = (idx - 1) + (-x_prev) / (x - x_prev)
-                if zlast >= 0.0:
-                    per = tz - zlast
-                    if lo_per < per < hi_per:
-                        freq = fs / per
-                zlast = tz
-            # U_rms(1/2)
-            ss += x * x
-            hcnt += 1
+    w[:n2] = hist[k]
+    cur = w[n2 : n2 + n]  # this block's samples
+    back = w[nc : nc + n]  # the samples one cycle before them
+    idx = ist[k, I_IDX]
+    base = idx - n2  # absolute index of w[0]
+    warm_until = ist[k, I_WARM]
+    hcnt = ist[k, I_HCNT]
+    nhalf = ist[k, I_NHALF]
+    inv_win = 1.0 / (2.0 * h)
+    inv_vrms = 1.0 / prm[P_VRMS]
+    sag = prm[P_SAG]
+    swell = prm[P_SWELL]
+    zarm = ist[k, I_ZARM] == 1
+    clips = ist[k, I_CLIPS]
+    ex_on = ist[k, I_EX_ON] == 1
+    x_prev = fst[k, F_XPREV]
+    d1 = fst[k, F_D1]
+    d2 = fst[k, F_D2]
+    ss = fst[k, F_SS]
+    ssp = fst[k, F_SSP]
+    zlast = fst[k, F_ZLAST]
+    freq = fst[k, F_FREQ]
+    i = 0
+    while i < n:
+        if not ex_on:
+            # Quiet samples up to the end of the half cycle: only running sums and
+            # the zero-crossing tracker change. No calls in this loop, so its values
+            # stay in registers; a large difference or a clip leaves it for the full
+            # step below.
+            stop = min(n, i + (h - hcnt))
+            j = i
+            while j < stop:
+                u = np.uint64(j)  # unsigned: no negative-index wraparound code
+                raw = col[u]
+                x = raw * sc
+                d = x - back[u]
+                if (abs(d) > thr_on) | (raw == 32767) | (raw == -32768):
+                    break
+                cur[u] = x
+                if zarm & (x >= 0.0):
+                    zarm = False
+                    tz = (idx + (j - i) - 1) + (-x_prev) / (x - x_prev)
+                    if zlast >= 0.0:
+                        per = tz - zlast
+                        if lo_per < per < hi_per:
+                            freq = fs / per
+                    zlast = tz
+                zarm |= x < -zch
+                ss += x * x
+                d2 = d1
+                d1 = d
+                x_prev = x
+                j += 1
+            hcnt += j - i
+            idx += j - i
+            i = j
             if hcnt == h:
-                ist[k, I_NHALF] += 1
-                if ist[k, I_NHALF] >= 2:
-                    fst[k, F_FREQ] = freq
-                    n_ev, n_env = _half_cycle(
-                        k, idx, ss, ssp, h, ist, fst, prm, ev_i, ev_f, n_ev, env_i, env_f, n_env
-                    )
+                # the sample just done (idx - 1) completed a half cycle
+                nhalf += 1
+                if nhalf >= 2:
+                    rms = math.sqrt((ss + ssp) * inv_win) * inv_vrms
+                    env_idx[n_env] = idx
+                    env_rms[n_env, k] = rms
+                    env_freq[n_env, k] = freq
+                    n_env += 1
+                    fst[k, F_RMS] = rms
+                    if rms < sag or rms > swell or ist[k, I_LO_ON] == 1 or ist[k, I_HI_ON] == 1:
+                        fst[k, F_FREQ] = freq
+                        n_ev = _rms_machines(k, idx - 1, rms, h, ist, fst, prm, ev_i, ev_f, n_ev)
                 ssp = ss
                 ss = 0.0
                 hcnt = 0
-            if clip:
-                if ist[k, I_LO_ON] == 1:
-                    ist[k, I_LO_CLIPS] += 1
-                if ist[k, I_HI_ON] == 1:
-                    ist[k, I_HI_CLIPS] += 1
-            # excursions of the cycle-to-cycle difference
-            if ex_on:
-                n_ev, ex_on = _excursion_step(
-                    k, idx, x, x_prev, d, d1, d2, clip, gap, thr_off, freq,
-                    ist, fst, w, base, prm, ev_i, ev_f, n_ev,
-                )
-            elif abs(d) > thr_on and idx >= warm_until:
-                ex_on = True
-                _excursion_start(k, idx, x, x_prev, d, d1, d2, clip, ist, fst)
-            d2 = d1
-            d1 = d
-            x_prev = x
-            idx += 1
-        hist[k] = w[n : n + n2]
-        ist[k, I_IDX] = idx
-        ist[k, I_HCNT] = hcnt
-        ist[k, I_ZARM] = 1 if zarm else 0
-        ist[k, I_CLIPS] = clips
-        fst[k, F_XPREV] = x_prev
-        fst[k, F_D1] = d1
-        fst[k, F_D2] = d2
-        fst[k, F_SS] = ss
-        fst[k, F_SSP] = ssp
-        fst[k, F_ZLAST] = zlast
-        fst[k, F_FREQ] = freq
+                continue
+            if i == n:
+                break
+        # the full step: one sample, everything
+        raw = col[i]
+        x = raw * sc
+        clip = (raw == 32767) | (raw == -32768)
+        clips += clip
+        cur[i] = x
+        d = x - back[i]
+        # zero crossing, positive-going, armed by going below -zc_hysteresis
+        zarm |= x < -zch
+        if zarm and x >= 0.0:
+            zarm = False
+            tz = (idx - 1) + (-x_prev) / (x - x_prev)
+            if zlast >= 0.0:
+                per = tz - zlast
+                if lo_per < per < hi_per:
+                    freq = fs / per
+            zlast = tz
+        # U_rms(1/2)
+        ss += x * x
+        hcnt += 1
+        if hcnt == h:
+            nhalf += 1
+            if nhalf >= 2:
+                rms = math.sqrt((ss + ssp) * inv_win) * inv_vrms
+                env_idx[n_env] = idx + 1
+                env_rms[n_env, k] = rms
+                env_freq[n_env, k] = freq
+                n_env += 1
+                fst[k, F_RMS] = rms
+                fst[k, F_FREQ] = freq
+                n_ev = _rms_machines(k, idx, rms, h, ist, fst, prm, ev_i, ev_f, n_ev)
+            ssp = ss
+            ss = 0.0
+            hcnt = 0
+        if clip:
+            if ist[k, I_LO_ON] == 1:
+                ist[k, I_LO_CLIPS] += 1
+            if ist[k, I_HI_ON] == 1:
+                ist[k, I_HI_CLIPS] += 1
+        # excursions of the cycle-to-cycle difference
+        if ex_on:
+            n_ev, ex_on = _excursion_step(
+                k,
+                idx,
+                x,
+                x_prev,
+                d,
+                d1,
+                d2,
+                clip,
+                gap,
+                thr_off,
+                freq,
+                ist,
+                fst,
+                w,
+                base,
+                prm,
+                ev_i,
+                ev_f,
+                n_ev,
+            )
+        elif abs(d) > thr_on and idx >= warm_until:
+            ex_on = True
+            _excursion_start(k, idx, x, x_prev, d, d1, d2, clip, ist, fst)
+        d2 = d1
+        d1 = d
+        x_prev = x
+        idx += 1
+        i += 1
+    hist[k] = w[n : n + n2]
+    ist[k, I_IDX] = idx
+    ist[k, I_HCNT] = hcnt
+    ist[k, I_NHALF] = nhalf
+    ist[k, I_ZARM] = 1 if zarm else 0
+    ist[k, I_CLIPS] = clips
+    fst[k, F_XPREV] = x_prev
+    fst[k, F_D1] = d1
+    fst[k, F_D2] = d2
+    fst[k, F_SS] = ss
+    fst[k, F_SSP] = ssp
+    fst[k, F_ZLAST] = zlast
+    fst[k, F_FREQ] = freq
     return n_ev, n_env
+
+
+@njit(cache=True, nogil=True)
+def _chain(counts, chans, scale, ist, fst, hist, work, prm, ev_i, ev_f, env_idx, env_rms, env_freq):
+    """Runs ``counts[:, chans[k]] * scale[k]`` through channel ``k``'s chain; returns
+    (events written, envelope points written, channels with a dip or swell under way).
+
+    ``hist[k]`` holds the channel's last two cycles; ``work[k]`` is scratch of
+    ``2·N + chunk`` samples: the history, then up to ``chunk`` new samples, so the
+    reference sample one cycle back is a plain offset (no ring arithmetic in the
+    loop) and the scratch stays in cache however long the block. Every channel
+    sees the same samples, so each writes the same envelope rows, its own column.
+    """
+    nc = int(prm[P_N])
+    n2 = 2 * nc
+    n = counts.shape[0]
+    n_ev = 0
+    n_env = 0
+    n_open = 0
+    chunk = work.shape[1] - n2
+    for k in range(chans.shape[0]):
+        c = chans[k]
+        sc = scale[k]
+        w = work[k]
+        n_env = 0
+        for c0 in range(0, n, chunk):
+            m = min(chunk, n - c0)
+            n_ev, n_env = _run_block(
+                counts[c0 : c0 + m, c],
+                sc,
+                k,
+                w,
+                ist,
+                fst,
+                hist,
+                prm,
+                ev_i,
+                ev_f,
+                n_ev,
+                env_idx,
+                env_rms,
+                env_freq,
+                n_env,
+            )
+        if ist[k, I_LO_ON] == 1 or ist[k, I_HI_ON] == 1:
+            n_open += 1
+    return n_ev, n_env, n_open
 
 
 @njit(cache=True, nogil=True)
@@ -452,14 +584,32 @@ def _end_open(ist, fst, hist, prm, ev_i, ev_f):
             )
         if ist[k, I_LO_ON] == 1:
             n_ev = _emit_rms(
-                k, K_DIP, ist[k, I_LO_START], idx, fst[k, F_LO_MIN], ist[k, I_LO_CLIPS],
-                fst, ev_i, ev_f, n_ev, 1,
+                k,
+                K_DIP,
+                ist[k, I_LO_START],
+                idx,
+                fst[k, F_LO_MIN],
+                ist[k, I_LO_CLIPS],
+                fst,
+                ev_i,
+                ev_f,
+                n_ev,
+                1,
             )
             ist[k, I_LO_ON] = 0
         if ist[k, I_HI_ON] == 1:
             n_ev = _emit_rms(
-                k, K_SWELL, ist[k, I_HI_START], idx, fst[k, F_HI_MAX], ist[k, I_HI_CLIPS],
-                fst, ev_i, ev_f, n_ev, 1,
+                k,
+                K_SWELL,
+                ist[k, I_HI_START],
+                idx,
+                fst[k, F_HI_MAX],
+                ist[k, I_HI_CLIPS],
+                fst,
+                ev_i,
+                ev_f,
+                n_ev,
+                1,
             )
             ist[k, I_HI_ON] = 0
     return n_ev
@@ -467,6 +617,7 @@ def _end_open(ist, fst, hist, prm, ev_i, ev_f):
 
 # --- public wrapper ---------------------------------------------------------------------------
 
+CHUNK = 2048  # samples per channel a kernel pass keeps in its scratch
 MIN_CYCLE_SAMPLES = 8  # below this a cycle has too few samples for RMS or a difference
 
 
@@ -548,16 +699,20 @@ class WaveformChain:
         self.cycle = int(self.params[P_N])
         self.istate = np.zeros((n_channels, N_ISTATE), dtype=np.int64)
         self.fstate = np.zeros((n_channels, N_FSTATE), dtype=np.float64)
-        self.ring = np.zeros((n_channels, 2 * self.cycle), dtype=np.float64)
+        self.hist = np.zeros((n_channels, 2 * self.cycle), dtype=np.float64)
+        # scratch: two cycles of history, then up to CHUNK samples (stays in L1/L2 cache)
+        self._work = np.zeros((n_channels, 2 * self.cycle + CHUNK), dtype=np.float64)
         self._cap = 0
-        self._ev_i = self._ev_f = self._env_i = self._env_f = np.zeros((0, 1))
+        self._ev_i = self._ev_f = self._env_rms = self._env_freq = np.zeros((0, 1))
+        self._env_idx = np.zeros(0, dtype=np.int64)
+        self.open_count = 0  # channels with a dip or swell under way, after the last call
         self._fresh(0)
         self._grow(256)
 
     def _fresh(self, start_index: int) -> None:
         self.istate[:] = 0
         self.fstate[:] = 0.0
-        self.ring[:] = 0.0
+        self.hist[:] = 0.0
         self.istate[:, I_IDX] = start_index
         self.istate[:, I_WARM] = start_index + self.cycle
         self.fstate[:, F_ZLAST] = -1.0
@@ -572,9 +727,10 @@ class WaveformChain:
         self._cap = cap
         self._ev_i = np.zeros((cap, N_EI), dtype=np.int64)
         self._ev_f = np.zeros((cap, N_EF), dtype=np.float64)
-        env = self.n_channels * (n // half + 2)
-        self._env_i = np.zeros((env, 2), dtype=np.int64)
-        self._env_f = np.zeros((env, 2), dtype=np.float64)
+        env = n // half + 2
+        self._env_idx = np.zeros(env, dtype=np.int64)
+        self._env_rms = np.zeros((env, self.n_channels), dtype=np.float64)
+        self._env_freq = np.zeros((env, self.n_channels), dtype=np.float64)
         self._max_n = n
 
     @property
@@ -583,36 +739,51 @@ class WaveformChain:
 
     def process(
         self, counts: np.ndarray, channels: np.ndarray, scale: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Runs ``counts[:, channels[k]] * scale[k]``; returns (ev_i, ev_f, env_i, env_f)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Runs ``counts[:, channels[k]] * scale[k]``; returns the events that ended
+        (``ev_i``, ``ev_f``: rows, columns ``E_*``/``EF_*``) and the U_rms(1/2) envelope
+        (``env_idx`` (m,), ``env_rms`` (m, k) pu, ``env_freq`` (m, k) Hz)."""
         if counts.ndim != 2 or counts.dtype != np.int16:
             raise ValueError("counts must be int16 of shape (n_samples, n_channels)")
         if len(channels) != self.n_channels or len(scale) != self.n_channels:
             raise ValueError(f"expected {self.n_channels} channels and scales")
         if counts.shape[0] > self._max_n:
             self._grow(counts.shape[0])
-        n_ev, n_env = _chain(
+        n_ev, n_env, self.open_count = _chain(
             counts,
             channels,
             scale,
             self.istate,
             self.fstate,
-            self.ring,
+            self.hist,
+            self._work,
             self.params,
             self._ev_i,
             self._ev_f,
-            self._env_i,
-            self._env_f,
+            self._env_idx,
+            self._env_rms,
+            self._env_freq,
         )
-        return self._ev_i[:n_ev], self._ev_f[:n_ev], self._env_i[:n_env], self._env_f[:n_env]
+        return (
+            self._ev_i[:n_ev],
+            self._ev_f[:n_ev],
+            self._env_idx[:n_env],
+            self._env_rms[:n_env],
+            self._env_freq[:n_env],
+        )
 
     def reset(self, start_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """A gap: ends open events as truncated and starts afresh (at ``start_index``,
         default: where the stream was); returns the ended events (copies)."""
-        n_ev = _end_open(self.istate, self.fstate, self.ring, self.params, self._ev_i, self._ev_f)
+        n_ev = _end_open(self.istate, self.fstate, self.hist, self.params, self._ev_i, self._ev_f)
         out = self._ev_i[:n_ev].copy(), self._ev_f[:n_ev].copy()
         self._fresh(self.next_index if start_index is None else start_index)
+        self.open_count = 0
         return out
+
+    def any_rms_open(self) -> bool:
+        """A dip or swell is under way on some channel."""
+        return self.open_count > 0
 
     def open_rms(self) -> np.ndarray:
         """Per channel: (dip open, dip start, swell open, swell start) as an int64 array."""

@@ -312,3 +312,44 @@ def test_unreadable_input_raises_a_named_error(tmp_path):
         import_comtrade(
             tmp_path / "missing.cfg", parse_config(SITE).sensor("pq-a"), SITE, tmp_path / "r"
         )
+
+
+def test_nominal_voltage_and_frequency_of_the_record_go_into_the_site(tmp_path):
+    sensor = parse_config(SITE).sensor("pq-a")
+    s = import_comtrade(
+        POWER / "ru_terminal_mv_intermittent_earth_fault.cfg", sensor, SITE, tmp_path / "r"
+    )
+    # 100 V / sqrt(3) secondary: the record starts at ~59 V rms, within 7 % of 57.7 V
+    assert (s.nominal_v, s.nominal_hz) == (57.7, 50.0)
+    assert any("nominal_v 57.7 V" in n for n in s.notes)
+    text = (tmp_path / "r" / "site.toml").read_text()
+    site = parse_config(text)
+    assert site.sensor("pq-a").nominal_v == 57.7 and site.sensor("pq-a").nominal_hz == 50.0
+    assert text.count("nominal_v = 57.7") == 1 and "nominal_v = 230.0" not in text
+    assert text.startswith("# Interoperability sample")  # comments and layout kept
+
+
+def test_a_record_without_voltage_keeps_the_site_nominal(tmp_path):
+    sensor = parse_config(SITE).sensor("pq-a")
+    s = import_comtrade(POWER / "ritm_vc4_powerup_binary32.cfg", sensor, SITE, tmp_path / "r")
+    assert s.nominal_v == 230.0
+    assert any("no voltage" in n for n in s.notes)
+    cur = import_comtrade(
+        POWER / "comtrade_fixtures" / "sample_ascii.cfg", sensor, SITE, tmp_path / "c"
+    )
+    assert cur.units == ("A", "A", "A") and cur.nominal_v == 230.0  # currents are no voltage
+    assert cur.nominal_hz == 60.0
+
+
+def test_set_sensor_scalar_replaces_or_inserts_one_line():
+    from drivers.site_text import set_sensor_scalar
+
+    text = set_sensor_scalar(SITE, "pq-b", "nominal_v", 63.5)
+    assert parse_config(text).sensor("pq-b").nominal_v == 63.5
+    assert parse_config(text).sensor("pq-a").nominal_v == 230.0
+    assert len(text.splitlines()) == len(SITE.splitlines())
+    no_key = SITE.replace("nominal_hz = 50.0\n", "", 1)
+    text = set_sensor_scalar(no_key, "pq-a", "nominal_hz", 60.0)
+    assert parse_config(text).sensor("pq-a").nominal_hz == 60.0
+    with pytest.raises(ValueError, match="no \\[\\[sensors\\]\\] table"):
+        set_sensor_scalar(SITE, "nope", "nominal_v", 1.0)
