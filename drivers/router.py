@@ -65,7 +65,17 @@ class Router:
         self.ignored: Counter[str] = Counter()  # channel -> messages of streams we do not use
 
     def subscriptions(self) -> list[str]:
-        return [f for f, _ in self._mqtt]
+        """What the service subscribes to: the site's whole sensor namespace (so a
+        publisher no sensor configuration names is seen, rejected and alerted as
+        an unknown source), plus configured topics outside it."""
+        namespace = f"rampart/{self.site.site.id}/+/+/+"
+        prefix = f"rampart/{self.site.site.id}/"
+        extra = [
+            f
+            for f, _ in self._mqtt
+            if not (f.startswith(prefix) and f.count("/") == 4 and "#" not in f)
+        ]
+        return [namespace, *dict.fromkeys(extra)]
 
     def decode(self, t_rx_ns: int, transport: str, channel: str, payload: bytes) -> list[Record]:
         if transport == "serial":
