@@ -22,7 +22,7 @@ from tests.service.conftest import free_port, wait_port
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
-def make_broker(tmp: Path, certs: Path) -> tuple[subprocess.Popen, int]:
+def make_broker(tmp: Path, certs: Path, site_id: str = "dc-east-1") -> tuple[subprocess.Popen, int]:
     port = free_port()
     conf = (DEPLOY / "mosquitto" / "site-broker.conf").read_text()
     conf = conf.replace("listener 8883", f"listener {port} 127.0.0.1")
@@ -31,7 +31,8 @@ def make_broker(tmp: Path, certs: Path) -> tuple[subprocess.Popen, int]:
         "persistence_location /var/lib/mosquitto/\n", ""
     )
     conf = conf.replace("/etc/mosquitto/rampart.acl", str(tmp / "rampart.acl"))
-    (tmp / "rampart.acl").write_text((DEPLOY / "mosquitto" / "rampart.acl").read_text())
+    acl = (DEPLOY / "mosquitto" / "rampart.acl").read_text().replace("dc-east-1", site_id)
+    (tmp / "rampart.acl").write_text(acl)
     if os.geteuid() == 0:
         # As root, mosquitto drops to user "mosquitto", which cannot read keys made
         # 0600 by root here; in production the broker's own key is owned by it.
