@@ -88,7 +88,6 @@ def test_replay_deliver_sends_every_alert_to_every_sink_unchanged(
     stop_all(sub)
 
 
-@pytest.mark.xfail(strict=False, reason="needs detectors of issues #3-#5")
 def test_coordinated_scenario_reaches_a_mosquitto_sub_with_one_critical_incident(
     servers, tmp_path, certs, broker, coordinated_recording
 ):
