@@ -50,9 +50,11 @@ demo: $(STAMP)
 	@echo
 	@echo "alerts: out/demo-alerts.jsonl   report: out/demo-report/index.html"
 
+# Two workers: much of the suite waits on real time (live replays at real pace,
+# broker outages), so the second core runs other files meanwhile.
 test: $(STAMP) system-packages
 	$(BIN)/ruff check fusion drivers tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check fusion drivers tests benchmarks
