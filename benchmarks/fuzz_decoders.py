@@ -227,7 +227,8 @@ def main() -> None:
         )
         if crashed:
             print(f"--- {target} crashed:\n{log[-3000:]}", file=sys.stderr)
-        print(f"{target:<15} done", file=sys.stderr, flush=True)
+        r = rows[-1]
+        print(f"{target:<15} {r[1]:>10} inputs, {r[2]} crashes, {r[3]} internal errors, rss {r[4]} -> {r[5]} MB", file=sys.stderr, flush=True)
     print(
         f"\n{'target':<15} {'inputs':>10} {'crashes':>8} {'internal':>9} {'rss start':>10} {'rss end':>8}"
     )
