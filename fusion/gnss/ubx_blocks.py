@@ -117,16 +117,23 @@ class SatReport:
     used: np.ndarray  # bool
 
 
-def nav_sat(payload: bytes) -> SatReport:
-    """Decodes a NAV-SAT payload; raises ValueError when its length disagrees with numSvs."""
+def _sat_blocks(payload: bytes, name: str, count_at: int, dtype, what: str):
+    """The 12-byte repeated blocks after an 8-byte header, and their elevations (NaN when
+    beyond ±90°); raises ValueError when the length disagrees with the count byte."""
     if len(payload) < 8:
-        raise ValueError(f"NAV-SAT payload of {len(payload)} bytes")
-    n = payload[5]
+        raise ValueError(f"{name} payload of {len(payload)} bytes")
+    n = payload[count_at]
     if len(payload) != 8 + 12 * n:
-        raise ValueError(f"NAV-SAT payload of {len(payload)} bytes for {n} satellites")
-    b = np.frombuffer(payload, dtype=_NAV_SAT_BLOCK, count=n, offset=8)
+        raise ValueError(f"{name} payload of {len(payload)} bytes for {n} {what}")
+    b = np.frombuffer(payload, dtype=dtype, count=n, offset=8)
     elev = b["elev"].astype(np.float64)
     elev[np.abs(elev) > 90] = np.nan
+    return b, elev
+
+
+def nav_sat(payload: bytes) -> SatReport:
+    """Decodes a NAV-SAT payload; raises ValueError when its length disagrees with numSvs."""
+    b, elev = _sat_blocks(payload, "NAV-SAT", 5, _NAV_SAT_BLOCK, "satellites")
     return SatReport(
         int.from_bytes(payload[0:4], "little"),
         b["gnssId"].astype(np.int64),
@@ -139,17 +146,10 @@ def nav_sat(payload: bytes) -> SatReport:
 
 def nav_svinfo(payload: bytes) -> SatReport:
     """Decodes a NAV-SVINFO payload (u-blox 6/7/8); raises ValueError on a bad length."""
-    if len(payload) < 8:
-        raise ValueError(f"NAV-SVINFO payload of {len(payload)} bytes")
-    n = payload[4]
-    if len(payload) != 8 + 12 * n:
-        raise ValueError(f"NAV-SVINFO payload of {len(payload)} bytes for {n} channels")
-    b = np.frombuffer(payload, dtype=_NAV_SVINFO_BLOCK, count=n, offset=8)
-    elev = b["elev"].astype(np.float64)
-    elev[np.abs(elev) > 90] = np.nan
+    b, elev = _sat_blocks(payload, "NAV-SVINFO", 4, _NAV_SVINFO_BLOCK, "channels")
     return SatReport(
         int.from_bytes(payload[0:4], "little"),
-        np.full(n, -1, dtype=np.int64),
+        np.full(len(b), -1, dtype=np.int64),
         b["svid"].astype(np.int64),
         b["cno"].astype(np.float64),
         elev,
