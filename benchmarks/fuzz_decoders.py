@@ -183,6 +183,7 @@ def main() -> None:
     ap.add_argument("--target", choices=TARGETS)
     ap.add_argument("--runs", type=int, default=1_000_000)
     ap.add_argument("--only", nargs="*", choices=TARGETS)
+    ap.add_argument("--max-len", type=int, default=8192, help="longest input libFuzzer makes (bytes)")
     args, rest = ap.parse_known_args()
     if args.target:
         run_one(args.target, rest)
@@ -199,7 +200,7 @@ def main() -> None:
                 target,
                 f"-runs={args.runs}",
                 "-rss_limit_mb=4096",
-                "-max_len=8192",
+                f"-max_len={args.max_len}",
                 "-print_final_stats=1",
                 corpus,
             ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fusion.clock_skew import ClockSkewSupervision
 from fusion.config import ConfigError, SiteConfig
 from fusion.detector import Detector
+from fusion.drone import DroneDetector
 from fusion.gnss import GnssDetector
 from fusion.integrity import InputIntegrity
 from fusion.power import PowerTransientDetector
@@ -28,4 +29,5 @@ def build_detectors(site: SiteConfig) -> list[Detector]:
         InputIntegrity(site),
         GnssDetector(site),
         PowerTransientDetector(site),
+        DroneDetector(site),
     ]
