@@ -37,7 +37,12 @@ class Detector(Protocol):
     ``on_arrival(record) -> findings``: called for every record as it arrives, in
     receive order, before the engine's lateness and duplicate checks. A detector
     may define ``on_finish(watermark_ns) -> findings``, called once at the end of
-    input (a replay), to report judgements still pending."""
+    input (a replay), to report judgements still pending. A detector may set
+    ``takes_on_arrival``, a tuple of record types it wants in receive order as
+    soon as they pass the engine's late/duplicate checks, without waiting for
+    the lateness window: it must then cope with sensors that run ahead of each
+    other (within the window) and must not judge across sensors before its
+    ``on_tick`` watermark says every sensor's data is in."""
 
     name: str
     consumes: tuple[type, ...]  # record types routed to on_record

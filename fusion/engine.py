@@ -12,6 +12,18 @@ for the same reason it would otherwise hold back nothing and corrupt order.
 Exact repeats (same sensor and identity: radar scan number, power frame
 sequence, ...) within a bounded memory are counted and dropped.
 
+A detector may take some record types as they arrive instead
+(``takes_on_arrival``): once a record has passed the late, future and
+duplicate checks it goes to that detector at once, in receive order, and
+the detector's findings are decided at the record's receive time. This is
+for continuous streams that arrive in order per sensor (power waveform
+frames, whose sequence numbers the decoder keeps monotonic) and whose
+detector aligns sensors itself, so an EMP-like impulse is alerted tens of
+milliseconds after it, not a lateness window later; and for judgements
+about arrival itself (rejections: an unknown or impersonating source is
+known when its message comes). Everything else such a detector consumes,
+and its ticks, still follow the watermark.
+
 This is the watermark model of the Dataflow paper (Akidau et al., "The
 Dataflow Model", VLDB 2015, §2.3) with a fixed heuristic watermark.
 
@@ -62,6 +74,8 @@ class Engine:
         self._next_tick_ns: int | None = None
         self._routes: dict[type, list[Detector]] = {}
         self._arrival = [d for d in self.detectors if hasattr(d, "on_arrival")]
+        # Detectors that take some record types as they arrive (``takes_on_arrival``).
+        self._prompt_routes: dict[type, list[Detector]] = {}
         self.delivered = 0
         self.delivered_by_sensor: dict[str, int] = defaultdict(
             int
@@ -101,6 +115,20 @@ class Engine:
                 seen.popitem(last=False)
         self._arrivals += 1
         heapq.heappush(self._heap, (record.t_ns, self._arrivals, record))
+        self._hand_over(record)
+
+    def _hand_over(self, record: Record) -> None:
+        """To the detectors that take this type on arrival, decided at its receive time."""
+        for det in self._prompt_route(type(record)):
+            for finding in det.on_record(record):
+                self._alert(det.name, finding, record.t_rx_ns)
+
+    def _prompt_route(self, cls: type) -> list[Detector]:
+        route = self._prompt_routes.get(cls)
+        if route is None:
+            route = [d for d in self.detectors if issubclass(cls, _prompt_types(d))]
+            self._prompt_routes[cls] = route
+        return route
 
     def _refuse(self, record: Record, reason: str, detail: str) -> None:
         """Count a refused record and tell the detectors, in order, as a Rejected record:
@@ -109,6 +137,7 @@ class Engine:
         self._arrivals += 1
         rej = Rejected(record.sensor, record.t_rx_ns, record.t_rx_ns, reason, detail)
         heapq.heappush(self._heap, (rej.t_ns, self._arrivals, rej))
+        self._hand_over(rej)
 
     def advance(self, now_ns: int) -> None:
         """The clock has reached ``now_ns`` (a receive time): deliver what the watermark passes."""
@@ -170,7 +199,11 @@ class Engine:
         cls = type(record)
         route = self._routes.get(cls)
         if route is None:
-            route = [d for d in self.detectors if issubclass(cls, d.consumes)]
+            route = [
+                d
+                for d in self.detectors
+                if issubclass(cls, d.consumes) and not issubclass(cls, _prompt_types(d))
+            ]
             self._routes[cls] = route
         for det in route:
             for finding in det.on_record(record):
@@ -183,3 +216,7 @@ class Engine:
     @property
     def pending(self) -> int:
         return len(self._heap)
+
+
+def _prompt_types(det: Detector) -> tuple[type, ...]:
+    return getattr(det, "takes_on_arrival", ())

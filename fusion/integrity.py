@@ -90,6 +90,9 @@ class _Incident:
 class InputIntegrity:
     name = "integrity"
     consumes = (Rejected,)
+    # A rejection is a fact about a message's arrival (stamped with its receive time):
+    # judged at once, not a lateness window later. Closes still follow the watermark.
+    takes_on_arrival = (Rejected,)
 
     def __init__(self, site: SiteConfig):
         cfg = dict(DEFAULTS)

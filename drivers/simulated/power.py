@@ -27,7 +27,8 @@ Events (``PowerEvent.kind``) change the waveform of the feeds they list;
   within 0.5 ms of each other. At 12.8 kS/s it is one to three huge,
   clipped samples; the front-end also sends a triggered burst frame (flags
   bit 1, 1 MS/s, 2 ms from 0.5 ms before the impulse, full scale 16 pu) that
-  shows its shape. Truth ``power_transient_emp``, must alert, deadline +100 ms.
+  shows its shape, after the continuous frame that holds its end and the
+  next one (the stream has priority on the link). Truth ``power_transient_emp``, must alert, deadline +100 ms.
 - ``cap_switching``: capacitor-bank energisation at a voltage peak of phase a:
   the bus voltage collapses towards the uncharged bank and rings at 300-900 Hz,
   decaying within 1-2 cycles, overshooting to 1.3-1.8 pu. Truth ``switching``.
@@ -459,7 +460,13 @@ class _FrontEnd:
         t = (t0_ns - self.ctx.t0_ns) / NS + np.arange(BURST_SAMPLES, dtype=np.float64) / BURST_FS_HZ
         w = self.model.wave(t)
         w += self.noise_rng.normal(0.0, NOISE_V, w.shape)
-        ready = t0_ns + BURST_SAMPLES * (NS // BURST_FS_HZ) + BURST_PROCESSING_NS
+        # The stream has priority: the board uploads the capture after the continuous
+        # frame that holds the capture's end and the one after it (an impulse near a
+        # frame's end is only over in the next). A 12 kB capture sent first would hold
+        # the stream, and with it the earliest evidence, back by ~130 ms at 921 600 baud.
+        t_end = t0_ns + BURST_SAMPLES * (NS // BURST_FS_HZ)
+        frame_end = self.ctx.t0_ns + ((t_end - self.ctx.t0_ns) // FRAME_NS + 2) * FRAME_NS
+        ready = max(t_end + BURST_PROCESSING_NS, frame_end + FRAME_PROCESSING_NS + 1000)
         return (
             ready,
             t0_ns,

@@ -67,6 +67,9 @@ MAX_SNIPPETS = 16
 MAX_EVENTS_IN_DETAILS = 24
 MAX_GROUP_EVENTS = 2000  # per disturbance; beyond it waveshape changes are counted, not kept
 ENVELOPE_POINTS = 4096  # per front-end; older points are merged in pairs (min/max kept)
+_WARM_UP_T0_NS = 1_000_000_000 * NS  # warm_up's synthetic frames: an arbitrary data time
+_WARM_UP_CYCLE = 128  # samples per mains cycle in warm_up's frames
+_WARM_UP_VPK_COUNTS = 16383.0  # counts of the nominal peak voltage in warm_up's frames
 
 
 # --------------------------------------------------------------------------- report data
@@ -274,6 +277,11 @@ class PowerTransientDetector:
 
     name = "power_transients"
     consumes = (PowerFrame, SwitchgearEvent, RfSpectrum)
+    # Waveform frames as they arrive (each front-end's are in sequence order), so an
+    # EMP-like impulse is alerted from the frame that completes the evidence, not a
+    # lateness window later; switchgear events, RF sweeps and every judgement that
+    # needs all feeds (surge, disturbances, closes) wait for the watermark (on_tick).
+    takes_on_arrival = (PowerFrame,)
 
     def __init__(self, site: SiteConfig, settings: PowerSettings | None = None):
         self.settings = settings or PowerSettings.from_section(site.section(SECTION), site.source)
@@ -297,6 +305,7 @@ class PowerTransientDetector:
         self.burst_log: list[BurstCapture] = []
         self.events: deque[ChannelEvent] = deque(maxlen=20000)  # recent, for the report and tests
         self.counts: dict[str, int] = {"frames": 0, "bursts": 0, "resets": 0, "events": 0}
+        self._watermark_ns: int | None = None  # every feed's data up to here is in
 
     # ------------------------------------------------------------------ engine interface
     def on_record(self, record) -> list[Finding]:
@@ -311,6 +320,7 @@ class PowerTransientDetector:
 
     def on_tick(self, watermark_ns: int) -> list[Finding]:
         out: list[Finding] = []
+        self._watermark_ns = watermark_ns
         self._finish_groups(watermark_ns, out)
         self._finish_disturbances(watermark_ns, out)
         for inc in self._incidents:
@@ -337,7 +347,7 @@ class PowerTransientDetector:
         return out
 
     def on_finish(self, watermark_ns: int) -> list[Finding]:
-        """End of input (optional hook; the engine does not call it yet): judge what is still
+        """End of input (the engine calls it at the end of a replay): judge what is still
         settling as if it had settled, so a record that ends right after an event reports
         it. Incidents stay open: nothing says they are over."""
         far = watermark_ns + round((self.settings.settle_s + 1.0) * NS) + self._horizon_ns
@@ -347,6 +357,41 @@ class PowerTransientDetector:
         self._finish_groups(far, out)
         self._finish_disturbances(far, out)
         return out
+
+    def warm_up(self) -> None:
+        """Compiles (or loads from Numba's cache) the waveform kernels before live data needs
+        them (the service calls this before /readyz).
+
+        A scratch detector for the same site and settings is fed, per front-end, a few
+        contiguous frames of mains with an impulse (``_chain``), a frame after a gap (a chain
+        reset: ``_end_open``) and a burst capture, then dropped. The samples are a read-only
+        int16 view of bytes, as ``drivers.power_frame.decode_frame`` hands them over, so the
+        kernels are specialised for the arrays live frames carry. This detector's state is not
+        touched and nothing is emitted.
+        """
+        scratch = PowerTransientDetector(self.site, self.settings)
+        for st in scratch.streams():
+            if len(st.vchan) == 0:
+                continue
+            sensor = st.sensor
+            fs = max(round(_WARM_UP_CYCLE * sensor.nominal_hz), 1)
+            n_ch = len(sensor.channels)
+            n = _WARM_UP_CYCLE * 2  # two cycles per frame
+            k = np.arange(5 * n)
+            phase = 2.0 * np.pi * k / _WARM_UP_CYCLE
+            v = np.stack([np.sin(phase - 2.0 * np.pi * c / 3.0) for c in range(n_ch)], axis=1)
+            v[3 * n + n // 3, :] += 0.8  # an impulse (pu)
+            counts = np.round(v * _WARM_UP_VPK_COUNTS).astype(np.int16)
+
+            t_ns = _WARM_UP_T0_NS
+            for i in range(4):
+                scratch.on_record(_warm_frame(sensor, i, t_ns, counts[i * n : (i + 1) * n], fs))
+                t_ns += n * NS // fs
+            t_ns += 10 * n * NS // fs  # a gap: the chain ends what is open and starts afresh
+            scratch.on_record(_warm_frame(sensor, 14, t_ns, counts[4 * n :], fs, lost=9))
+            burst = counts[3 * n : 4 * n]
+            scratch.on_record(_warm_frame(sensor, 15, t_ns, burst, 1_000_000, burst=True))
+        scratch.on_tick(_WARM_UP_T0_NS + 60 * NS)
 
     def report_panels(self) -> list:
         from fusion.power.panel import PowerEnvelopePanel, PowerZoomPanel
@@ -681,14 +726,18 @@ class PowerTransientDetector:
         return inc
 
     def _blind_streams(self, t_ns: int, feeds_seen: list[str]) -> list[str]:
-        """Feeds whose front-end had no data around ``t_ns`` (lost frames, restart)."""
+        """Feeds whose front-end had no data around ``t_ns`` (lost frames, restart).
+
+        Frames come as they arrive, so a feed whose data has not reached ``t_ns`` yet
+        may only be behind: it counts as blind only once the watermark has passed."""
         out = []
         margin = NS // 10
+        settled = self._watermark_ns is not None and self._watermark_ns >= t_ns
         for st in self._streams.values():
             if st.feed in feeds_seen or st.feed in out:
                 continue
             if st.blind_at(t_ns, margin) is not None or (
-                st.data_end_ns is not None and st.data_end_ns < t_ns and st.frames
+                settled and st.data_end_ns is not None and st.data_end_ns < t_ns and st.frames
             ):
                 out.append(st.feed)
         return sorted(out)
@@ -1032,6 +1081,36 @@ class PowerTransientDetector:
 
 
 _SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def _warm_frame(
+    sensor: Sensor,
+    seq: int,
+    t_ns: int,
+    counts: np.ndarray,
+    fs_hz: int,
+    burst: bool = False,
+    lost: int = 0,
+) -> PowerFrame:
+    """A synthetic frame for ``warm_up``: ``counts`` as a read-only view of bytes, as
+    ``drivers.power_frame.decode_frame`` returns the samples of a received frame."""
+    view = np.frombuffer(counts.tobytes(), dtype=np.int16).reshape(counts.shape)
+    vpk = math.sqrt(2.0) * sensor.nominal_v
+    scale = np.full(counts.shape[1], vpk / _WARM_UP_VPK_COUNTS, dtype=np.float32)
+    return PowerFrame(
+        sensor.id,
+        t_ns,
+        t_ns,
+        sensor.board or 0,
+        seq,
+        fs_hz,
+        False,
+        burst,
+        tuple(sensor.channels),
+        view,
+        scale,
+        lost_frames=lost,
+    )
 
 
 def _pq_summary(v, d: _Disturbance, dur_ms: float, ongoing: bool, details: dict) -> str:

@@ -140,3 +140,44 @@ def test_same_input_same_alert_bytes():
         outs.append(b"\n".join(encode_alert(a) for a in alerts))
     assert outs[0] == outs[1]
     assert outs[0].count(b"\n") == 2  # scans 0, 5 and 10 alert
+
+
+class Prompt(Recorder):
+    """Takes radar scans on arrival (``takes_on_arrival``); alerts on every 5th, like Recorder."""
+
+    name = "prompt"
+    takes_on_arrival = (RadarScan,)
+
+
+def test_takes_on_arrival_gets_records_at_once_in_receive_order():
+    ordered, prompt, ledger, alerts = Recorder(), Prompt(), RejectLedger(), []
+    eng = Engine(
+        [ordered, prompt],
+        IncidentBook("site"),
+        ledger,
+        alerts.append,
+        EngineSettings(lateness_s=1.0),
+    )
+    records = [
+        scan(0, 10.0, 10.1),
+        scan(2, 11.0, 11.1),
+        scan(1, 10.5, 11.4),  # out of order, within the window
+        scan(1, 10.5, 11.5),  # duplicate
+        scan(5, 12.0, 12.1),
+        scan(3, 9.0, 12.2),  # late: behind the watermark (11.1 s)
+        scan(4, 500.0, 12.3),  # absurdly far in the future
+    ]
+    for r in records:
+        eng.push(r)
+        # the prompt detector has the record before the clock reaches its receive time
+        assert prompt.seen[-1:] == [(r.t_ns, r.scan)] or r.scan in (1, 3, 4)
+        eng.advance(r.t_rx_ns)
+    # Receive order, refused records left out; the ordered detector still gets time order.
+    assert [s for _, s in prompt.seen] == [0, 2, 1, 5]
+    eng.finish()
+    assert [s for _, s in ordered.seen] == [0, 1, 2, 5]
+    assert ledger.total() == 3
+    # Scan 0 and 5 alert twice (once per detector); the prompt detector's alert on scan 5
+    # is decided at its receive time, the ordered one's a lateness window later.
+    fives = sorted(a.t_detect_ns for a in alerts if a.summary == "scan 5")
+    assert len(fives) == 2 and fives[0] == int(12.1 * S) < fives[1], fives
