@@ -11,7 +11,10 @@ When the device disappears (USB unplug, adapter reset, a pty whose other side
 closed) the read fails; the link closes the port and tries to open it again
 after ``backoff_initial_s``, doubling up to ``backoff_max_s``, and counts each
 successful reopen in ``reconnects``. A device that is absent at start-up is
-waited for the same way. ``on_open`` (if given) runs on every open, before
+waited for the same way. The backoff stops at 1 s by default: a failed open
+of a local device node costs one system call, and what a receiver sends
+while nobody reads it is lost, not queued, so a device plugged back in is
+read again within a second. ``on_open`` (if given) runs on every open, before
 reading: a GNSS receiver that lost power has lost its RAM configuration, so
 this is where ``ublox_config.configure`` belongs.
 
@@ -60,7 +63,7 @@ class SerialLink:
         read_size: int = 4096,
         read_timeout_s: float = 0.05,
         backoff_initial_s: float = 0.1,
-        backoff_max_s: float = 5.0,
+        backoff_max_s: float = 1.0,
         max_attempts: int | None = None,
         clock: Callable[[], int] = time.time_ns,
         opener: Callable[..., serial.SerialBase] = serial.serial_for_url,
