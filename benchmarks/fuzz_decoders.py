@@ -183,7 +183,9 @@ def main() -> None:
     ap.add_argument("--target", choices=TARGETS)
     ap.add_argument("--runs", type=int, default=1_000_000)
     ap.add_argument("--only", nargs="*", choices=TARGETS)
-    ap.add_argument("--max-len", type=int, default=8192, help="longest input libFuzzer makes (bytes)")
+    ap.add_argument(
+        "--max-len", type=int, default=8192, help="longest input libFuzzer makes (bytes)"
+    )
     args, rest = ap.parse_known_args()
     if args.target:
         run_one(args.target, rest)
@@ -229,7 +231,11 @@ def main() -> None:
         if crashed:
             print(f"--- {target} crashed:\n{log[-3000:]}", file=sys.stderr)
         r = rows[-1]
-        print(f"{target:<15} {r[1]:>10} inputs, {r[2]} crashes, {r[3]} internal errors, rss {r[4]} -> {r[5]} MB", file=sys.stderr, flush=True)
+        print(
+            f"{target:<15} {r[1]:>10} inputs, {r[2]} crashes, {r[3]} internal errors, rss {r[4]} -> {r[5]} MB",
+            file=sys.stderr,
+            flush=True,
+        )
     print(
         f"\n{'target':<15} {'inputs':>10} {'crashes':>8} {'internal':>9} {'rss start':>10} {'rss end':>8}"
     )

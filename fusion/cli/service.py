@@ -47,11 +47,8 @@ from fusion.detector import Finding
 log = logging.getLogger("rampart.service")
 
 NS = 1_000_000_000
-HEALTH_STALL_S = 10.0
-DEFAULT_BAUD = {
-    "gnss": 9600,
-    "power": 921600,
-}  # when a serial sensor names none  # the engine loop must turn at least this often to be healthy
+HEALTH_STALL_S = 10.0  # the engine loop must turn at least this often to be healthy
+DEFAULT_BAUD = {"gnss": 9600, "power": 921600}  # when a serial sensor names none
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -286,6 +283,11 @@ class Service:
 
     # --- health ------------------------------------------------------------------------
     def _health(self) -> list[str]:
+        if not self.ready:
+            # Warming up (a first start compiles the kernels: about a minute on 2 cores)
+            # is progress, not a hang: a liveness probe must not restart it in a loop.
+            # /readyz says "warming up" meanwhile.
+            return []
         stalled = time.monotonic() - self._last_turn
         return (
             [f"engine loop has not turned for {stalled:.1f} s"] if stalled > HEALTH_STALL_S else []
@@ -306,6 +308,18 @@ class Service:
             )
         return problems
 
+    def _warm_up(self) -> None:
+        """Has every detector that has one compile (or load from Numba's cache) its kernels
+        now, so the first live messages do not wait for it."""
+        for det in self.pipeline.detectors:
+            warm = getattr(det, "warm_up", None)
+            if warm is not None:
+                t0 = time.monotonic()
+                warm()
+                log.debug(
+                    "%s warmed up in %.2f s", getattr(det, "name", det), time.monotonic() - t0
+                )
+
     # --- the loop ------------------------------------------------------------------------
     def run(self, max_seconds: float | None = None) -> int:
         """Runs until stopped (SIGTERM/SIGINT, ``stop_event``) or ``max_seconds`` pass."""
@@ -314,10 +328,8 @@ class Service:
             self.mqtt.start()
         for link in self.serial_links.values():
             link.start()
-        for det in self.pipeline.detectors:
-            warm = getattr(det, "warm_up", None)
-            if warm is not None:
-                warm()  # compile Numba kernels before claiming readiness
+        self._warm_up()  # compile Numba kernels before claiming readiness
+        self._last_turn = time.monotonic()
         self.ready = True
         self._flush_pending()
         sd_notify("READY=1")
@@ -396,6 +408,7 @@ class Service:
         self.pipeline.finish()
         self.site = new_site
         self.pipeline = self._build_pipeline(new_site)
+        self._warm_up()  # a new sensor's kernels: loaded (or compiled) now, not on its first data
         if self.mqtt is not None:
             new_filters = self.pipeline.router.subscriptions()
             if new_filters != old_filters:

@@ -52,7 +52,7 @@ from fusion.drone.settings import CLASSES, DroneSettings
 from fusion.drone.tracker import MultiTargetTracker, ScanResult
 from fusion.drone.zones import ZoneThreats, assess, zone_geometry
 from fusion.geo import EnuFrame
-from fusion.records import RadarScan, RfDetections
+from fusion.records import RadarScan, RfDetection, RfDetections
 
 log = logging.getLogger("rampart.drone")
 
@@ -62,6 +62,7 @@ SEV_ORDER = ("info", "low", "medium", "high", "critical")
 COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 MOVE_UPDATE_M = 50.0  # a position change that justifies an update
 ETA_UPDATE_FRACTION = 0.2
+_WARM_UP_T0_NS = 1_000_000_000 * NS  # warm_up's synthetic scans: an arbitrary data time
 
 TRACKS_SCHEMA = {
     "t_ns": pl.Int64,
@@ -209,6 +210,40 @@ class DroneDetector:
         for c in self.rf.expire(watermark_ns):
             out += self._contact_gone(c, watermark_ns)
         return out
+
+    def warm_up(self) -> None:
+        """Compiles (or loads from Numba's cache) the tracker's kernels (plot conversion, the
+        scan update and what they call) before live data needs them (the service calls this
+        before /readyz).
+
+        A scratch detector for the same site and settings (its own tracker and RF fusion) is
+        fed, per radar, a few scans of two plots (one with elevation and Doppler, one
+        without) and an empty scan, and an RF report per RF sensor, then dropped. Plots are
+        float64 (n, 6) arrays built as ``drivers.json_feeds`` builds them, so the kernels are
+        specialised for what live scans carry. This detector's state is not touched and
+        nothing is emitted.
+        """
+        scratch = DroneDetector(self.site, self.settings)
+        nan = math.nan
+        t_ns = _WARM_UP_T0_NS
+        for i in range(4):
+            for sid in scratch.tracker.radars:
+                t_ns += NS // 4
+                rows = (
+                    []
+                    if i == 3
+                    else [
+                        (1500.0 - 10.0 * i, 40.0, 3.0, -10.0, -15.0, 18.0),
+                        (2500.0 + 5.0 * i, 200.0, nan, nan, nan, nan),
+                    ]
+                )
+                plots = np.array(rows, dtype=np.float64).reshape(len(rows), 6)
+                scratch.on_record(RadarScan(sid, t_ns, t_ns, i, plots))
+            for sid in scratch.rf.sensors:
+                t_ns += NS // 4
+                det = RfDetection(2.44e9, -60.0, 10e6, 40.0, "ocusync")
+                scratch.on_record(RfDetections(sid, t_ns, t_ns, (det,)))
+        scratch.on_tick(t_ns + 60 * NS)
 
     # ======================================================================================
     # radar

@@ -58,6 +58,8 @@ import math
 import numpy as np
 from numba import njit
 
+from fusion.drone.measurement import N_ACC, _convert_into, _plot_views
+
 # --- parameter vector indices (``prm``) ------------------------------------------------
 P_GATE3 = 0  # chi-square gate, 3 dof (position only)
 P_GATE4 = 1  # chi-square gate, 4 dof (position + Doppler)
@@ -100,6 +102,13 @@ S_VR_AMB = 8  # m/s: Doppler ambiguity (0: none): innovations wrap into [-amb, a
 S_MIN_RANGE = 9
 N_SP = 10
 
+# --- a radar's geometry vector (``geo``): position, rotation, accuracy, scan parameters
+G_POS = 0  # 0..2: position (site ENU)
+G_ROT = 3  # 3..11: local-to-site rotation, row-major
+G_ACC = 12  # measurement.A_* accuracy parameters
+G_SP = G_ACC + N_ACC  # the S_* scan parameters
+N_GEO = G_SP + N_SP
+
 # --- model rows (``mdl``) --------------------------------------------------------------
 M_QH, M_QV, M_OMEGA, M_TAU, M_MU0 = 0, 1, 2, 3, 4
 
@@ -137,6 +146,7 @@ N_STATS = 10
 
 LOG_2PI = math.log(2.0 * math.pi)
 BIG = 1.0e18
+BOX_SLACK = 1.0 + 1e-9  # relative widening of the squared pre-gate box (rounding only)
 
 
 # ======================================================================================
@@ -267,25 +277,35 @@ def _chol_solve(L, b, out, n):
 
 @njit(cache=True, error_model="numpy")
 def _chol_inverse(L, Sinv, n):
-    """S^-1 = L^-T L^-1 from the Cholesky factor (n <= 4), with n divisions in all."""
-    Li = np.empty((4, 4))
+    """S^-1 = L^-T L^-1 from the Cholesky factor (n <= 4), with n divisions in all.
+
+    L^-1 is built in the lower triangle of ``Sinv`` itself (no scratch array): the
+    off-diagonal products go to the upper triangle first (they read only the lower
+    triangle and diagonal), then each diagonal entry (it alone reads its own
+    L^-1 diagonal), then the upper triangle is mirrored down.
+    """
     for i in range(n):
         d = 1.0 / L[i, i]
-        Li[i, i] = d
+        Sinv[i, i] = d
         for j in range(i):
             s = 0.0
             for k in range(j, i):
-                s -= L[i, k] * Li[k, j]
-            Li[i, j] = s * d
-        for j in range(i + 1, n):
-            Li[i, j] = 0.0
+                s -= L[i, k] * Sinv[k, j]
+            Sinv[i, j] = s * d
     for i in range(n):
-        for j in range(i + 1):
+        for j in range(i):
             s = 0.0
             for k in range(i, n):
-                s += Li[k, i] * Li[k, j]
-            Sinv[i, j] = s
+                s += Sinv[k, i] * Sinv[k, j]
             Sinv[j, i] = s
+    for i in range(n):
+        s = 0.0
+        for k in range(i, n):
+            s += Sinv[k, i] * Sinv[k, i]
+        Sinv[i, i] = s
+    for i in range(n):
+        for j in range(i):
+            Sinv[i, j] = Sinv[j, i]
 
 
 @njit(cache=True, error_model="numpy")
@@ -401,13 +421,38 @@ def _kalman_update(x, P, nu, S, PHt, dim, L, K, w, b):
 
 
 @njit(cache=True, error_model="numpy")
+def _model_matrices(dt, mdl, Fm, Qm, stay):
+    """Per-model F, Q and the probability of staying in the model over ``dt``.
+
+    They depend on ``dt`` alone, and most tracks of a scan share one ``dt``: the
+    scan computes them once per distinct ``dt`` (``_imm_predict_with``).
+    """
+    M = mdl.shape[0]
+    for a in range(M):
+        stay[a] = math.exp(-dt / max(mdl[a, M_TAU], 1e-6)) if M > 1 else 1.0
+        _transition(dt, mdl[a, M_QH], mdl[a, M_QV], mdl[a, M_OMEGA], Fm[a], Qm[a])
+
+
+@njit(cache=True, error_model="numpy")
 def _imm_predict(xs, Ps, mu, i, dt, mdl, F, Q, x0, P0, mix, cbar, tmp):
     """Mixing and model-matched prediction of track slot ``i`` over ``dt`` (in place)."""
     M = mdl.shape[0]
+    Fm = np.empty((M, 6, 6))
+    Qm = np.empty((M, 6, 6))
+    stay = np.empty(M)
+    _model_matrices(dt, mdl, Fm, Qm, stay)
+    _imm_predict_with(xs, Ps, mu, i, dt, mdl, Fm, Qm, stay, x0, P0, mix, cbar, tmp)
+    F[:, :] = Fm[M - 1]
+    Q[:, :] = Qm[M - 1]
+
+
+@njit(cache=True, error_model="numpy")
+def _imm_predict_with(xs, Ps, mu, i, dt, mdl, Fm, Qm, stay, x0, P0, mix, cbar, tmp):
+    """``_imm_predict`` with the model matrices of this ``dt`` given (``_model_matrices``)."""
+    M = mdl.shape[0]
     for a in range(M):
-        stay = math.exp(-dt / max(mdl[a, M_TAU], 1e-6)) if M > 1 else 1.0
         for b in range(M):
-            pab = stay if a == b else (1.0 - stay) / (M - 1)
+            pab = stay[a] if a == b else (1.0 - stay[a]) / (M - 1)
             mix[a, b] = pab * mu[i, a]
     for b in range(M):
         s = 0.0
@@ -444,16 +489,16 @@ def _imm_predict(xs, Ps, mu, i, dt, mdl, F, Q, x0, P0, mix, cbar, tmp):
             for c in range(r + 1, 6):
                 Pb[c, r] = Pb[r, c]
     for b in range(M):
-        _transition(dt, mdl[b, M_QH], mdl[b, M_QV], mdl[b, M_OMEGA], F, Q)
+        F = Fm[b]
         for r in range(6):
             s = 0.0
             for c in range(6):
                 s += F[r, c] * x0[b, c]
             xs[i, b, r] = s
         if mdl[b, M_OMEGA] * dt == 0.0:
-            _fpft_cv(dt, P0[b], Q, Ps[i, b])
+            _fpft_cv(dt, P0[b], Qm[b], Ps[i, b])
         else:
-            _fpft(F, P0[b], Q, Ps[i, b], tmp)
+            _fpft(F, P0[b], Qm[b], Ps[i, b], tmp)
         mu[i, b] = cbar[b]
 
 
@@ -1069,6 +1114,129 @@ def _pair_score(xs, Ps, mu, i, z, R, vr, vr_var, has_vr, sensor, vr_amb, H, nu, 
 
 
 @njit(cache=True, error_model="numpy")
+def _small_size(M):
+    return (
+        36
+        + 6 * M
+        + 36 * M
+        + M * M
+        + M
+        + 3
+        + 3
+        + 24
+        + 4
+        + 16
+        + 24
+        + 16
+        + 24
+        + 4
+        + 16
+        + M
+        + 72 * M
+        + M
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _work_size(hc, pc, M):
+    """(floats, ints) of the scratch ``_scan`` needs for ``hc`` used slots and ``pc`` plots."""
+    mp = 16 * (hc + pc) + 16
+    return 7 * pc + 4 * hc + 2 * mp + _small_size(M), 5 * hc + 2 * pc + 2 * mp
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _take(buf, o, n):
+    return buf[o : o + n], o + n
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _work_views(wf, wi, hc, pc, M):
+    """The scratch arrays of ``_scan`` as views of ``wf`` and ``wi`` (layout of ``_work_size``)."""
+    mp = 16 * (hc + pc) + 16
+    o = 0
+    act, o = _take(wi, o, hc)
+    track_plot, o = _take(wi, o, hc)
+    cand, o = _take(wi, o, hc)
+    covered, o = _take(wi, o, hc)
+    taken, o = _take(wi, o, hc)
+    order, o = _take(wi, o, pc)
+    plot_track, o = _take(wi, o, pc)
+    pair_t, o = _take(wi, o, mp)
+    pair_p, o = _take(wi, o, mp)
+    o = 0
+    zx, o = _take(wf, o, pc)
+    gp, o = _take(wf, o, 5 * pc)
+    near, o = _take(wf, o, pc)
+    pd, o = _take(wf, o, hc)
+    miss_cost, o = _take(wf, o, hc)
+    ratio_of, o = _take(wf, o, hc)
+    cand_x, o = _take(wf, o, hc)
+    pair_cost, o = _take(wf, o, mp)
+    pair_ratio, o = _take(wf, o, mp)
+    tmp, o = _take(wf, o, 36)
+    x0, o = _take(wf, o, 6 * M)
+    P0, o = _take(wf, o, 36 * M)
+    mix, o = _take(wf, o, M * M)
+    cbar, o = _take(wf, o, M)
+    off, o = _take(wf, o, 3)
+    pmax, o = _take(wf, o, 3)
+    H, o = _take(wf, o, 24)
+    nu, o = _take(wf, o, 4)
+    S, o = _take(wf, o, 16)
+    PHt, o = _take(wf, o, 24)
+    L, o = _take(wf, o, 16)
+    K, o = _take(wf, o, 24)
+    w, o = _take(wf, o, 4)
+    bb, o = _take(wf, o, 16)
+    lik, o = _take(wf, o, M)
+    Fm, o = _take(wf, o, 36 * M)
+    Qm, o = _take(wf, o, 36 * M)
+    stay, o = _take(wf, o, M)
+    small = (
+        tmp.reshape((6, 6)),
+        x0.reshape((M, 6)),
+        P0.reshape((M, 6, 6)),
+        mix.reshape((M, M)),
+        cbar,
+        off,
+        pmax,
+        H.reshape((4, 6)),
+        nu,
+        S.reshape((4, 4)),
+        PHt.reshape((6, 4)),
+        L.reshape((4, 4)),
+        K.reshape((6, 4)),
+        w,
+        bb.reshape((4, 4)),
+        lik,
+        Fm.reshape((M, 6, 6)),
+        Qm.reshape((M, 6, 6)),
+        stay,
+    )
+    return (
+        act,
+        track_plot,
+        cand,
+        covered,
+        taken,
+        order,
+        plot_track,
+        pair_t,
+        pair_p,
+        zx,
+        gp.reshape((pc, 5)),
+        near,
+        pd,
+        miss_cost,
+        ratio_of,
+        cand_x,
+        pair_cost,
+        pair_ratio,
+        small,
+    )
+
+
+@njit(cache=True, error_model="numpy")
 def _scan(
     t,
     sp,
@@ -1110,6 +1278,12 @@ def _scan(
     stats,
     totals,
     high_water,
+    conf_slots,
+    n_conf,
+    wf,
+    wi,
+    hc,
+    pc,
 ):
     """Processes one radar scan at time ``t`` (s) against every track; returns the number deleted.
 
@@ -1123,6 +1297,10 @@ def _scan(
     ``totals`` accumulates them (``ST_MAX_CLUSTER``: the largest).
     ``high_water[0]`` bounds the used slots: every slot at or above it is free
     (and has ``track_plot_out`` -1), so per-scan loops skip the empty capacity.
+    ``conf_slots[:n_conf[0]]`` receives the confirmed slots after the scan, in
+    slot order. ``wf`` and ``wi`` are scratch (float, int64) laid out by
+    ``_work_size(hc, pc)`` for at least ``hc`` used slots and ``pc`` plots: the
+    caller keeps them, so a scan allocates almost nothing.
     """
     N = status.shape[0]
     M = mdl.shape[0]
@@ -1137,62 +1315,74 @@ def _scan(
 
     # --- active slots, prediction --------------------------------------------------------
     hw = min(high_water[0], N)
-    act = np.empty(hw, dtype=np.int64)
+    (
+        act,
+        i_track_plot,
+        cand,
+        covered,
+        taken,
+        order,
+        plot_track,
+        pair_t,
+        pair_p,
+        zx,
+        gp,
+        plot_near_confirmed,
+        pd,
+        miss_cost,
+        ratio_of,
+        cand_x,
+        pair_cost,
+        pair_ratio,
+        small,
+    ) = _work_views(wf, wi, hc, pc, M)
+    tmp, x0, P0, mix, cbar, off, pmax, H, nu, S, PHt, L, K, w, bb, lik, Fm, Qm, stay = small
     n_act = 0
     for i in range(hw):
         track_plot_out[i] = -1
         if status[i] != FREE:
             act[n_act] = i
             n_act += 1
-    F = np.empty((6, 6))
-    Q = np.empty((6, 6))
-    tmp = np.empty((6, 6))
-    x0 = np.empty((M, 6))
-    P0 = np.empty((M, 6, 6))
-    mix = np.empty((M, M))
-    cbar = np.empty(M)
-    covered = np.zeros(n_act, dtype=np.bool_)
-    pd = np.zeros(n_act)
+    dt_done = np.nan  # the dt whose model matrices are in Fm, Qm, stay
+    survival = 1.0
     for a in range(n_act):
         i = act[a]
         dt = t - t_state[i]
         if dt > 0.0:
-            _imm_predict(xs, Ps, mu, i, dt, mdl, F, Q, x0, P0, mix, cbar, tmp)
+            if dt != dt_done:
+                _model_matrices(dt, mdl, Fm, Qm, stay)
+                survival = math.exp(-dt / prm[P_SURVIVAL_TAU])
+                dt_done = dt
+            _imm_predict_with(xs, Ps, mu, i, dt, mdl, Fm, Qm, stay, x0, P0, mix, cbar, tmp)
             _imm_combine(xs, Ps, mu, i, xc, Pc)
-            exist[i] *= math.exp(-dt / prm[P_SURVIVAL_TAU])
+            exist[i] *= survival
             t_state[i] = t
         cov, r = _in_coverage(xc[i], sp)
-        covered[a] = cov
+        covered[a] = 1 if cov else 0
         pdv = _detection_probability(feats, i, r, sp)
         pd[a] = min(prm[P_PD_MAX], max(prm[P_PD_MIN], pdv))
 
     # --- gating ---------------------------------------------------------------------------
-    order = np.argsort(z[:, 0].copy())
-    zx = np.empty(P)
+    # Plots sorted by east, packed with what the box pre-gate reads: (north, up,
+    # gamma·R_ee, gamma·R_nn, gamma·R_uu), so the sweep reads memory in order.
+    gate_max = max(prm[P_GATE3], prm[P_GATE4])
+    srt = np.argsort(z[:, 0].copy())
     rxx_max = 0.0
     for k in range(P):
-        zx[k] = z[order[k], 0]
-        if R[order[k], 0, 0] > rxx_max:
-            rxx_max = R[order[k], 0, 0]
-    off = np.empty(3)
-    pmax = np.empty(3)
+        j = srt[k]
+        order[k] = j
+        zx[k] = z[j, 0]
+        gp[k, 0] = z[j, 1]
+        gp[k, 1] = z[j, 2]
+        gp[k, 2] = gate_max * R[j, 0, 0]
+        gp[k, 3] = gate_max * R[j, 1, 1]
+        gp[k, 4] = gate_max * R[j, 2, 2]
+        if R[j, 0, 0] > rxx_max:
+            rxx_max = R[j, 0, 0]
+        plot_near_confirmed[j] = np.inf
+    zxs = zx[:P]
     max_pairs = 16 * (n_act + P) + 16
-    pair_t = np.empty(max_pairs, dtype=np.int64)
-    pair_p = np.empty(max_pairs, dtype=np.int64)
-    pair_cost = np.empty(max_pairs)
-    pair_ratio = np.empty(max_pairs)
     n_pairs = 0
-    miss_cost = np.empty(n_act)
-    plot_near_confirmed = np.full(P, np.inf)
-    H = np.empty((4, 6))
-    nu = np.empty(4)
-    S = np.empty((4, 4))
-    PHt = np.empty((6, 4))
-    L = np.empty((4, 4))
-    K = np.empty((6, 4))
-    w = np.empty(4)
-    bb = np.empty((4, 4))
-    gate_max = max(prm[P_GATE3], prm[P_GATE4])
     for a in range(n_act):
         i = act[a]
         pe = exist[i] * pd[a]
@@ -1200,19 +1390,30 @@ def _scan(
         if P == 0:
             continue
         _gate_bounds(xs, Ps, xc, i, off, pmax)
+        cx = xc[i, 0]
+        cy = xc[i, 1]
+        cz = xc[i, 2]
         radius = off[0] + math.sqrt(gate_max * (pmax[0] + rxx_max))
-        lo = np.searchsorted(zx, xc[i, 0] - radius)
+        # The box test |z_q - xc_q| <= off_q + sqrt(gamma (pmax_q + R_qq)) without a square
+        # root: (|z_q - xc_q| - off_q)² <= gamma pmax_q + gamma R_qq, widened by 1e-9 so
+        # that rounding never drops a plot the exact box keeps (the gate decides anyway).
+        gx = gate_max * pmax[0]
+        gy = gate_max * pmax[1]
+        gz = gate_max * pmax[2]
+        lo = np.searchsorted(zxs, cx - radius)
         for kk in range(lo, P):
-            if zx[kk] > xc[i, 0] + radius:
+            if zxs[kk] > cx + radius:
                 break
-            j = order[kk]
-            outside = False
-            for q in range(3):
-                if abs(z[j, q] - xc[i, q]) > off[q] + math.sqrt(gate_max * (pmax[q] + R[j, q, q])):
-                    outside = True
-                    break
-            if outside:
+            e = abs(zxs[kk] - cx) - off[0]
+            if e > 0.0 and e * e > (gx + gp[kk, 2]) * BOX_SLACK:
                 continue
+            e = abs(gp[kk, 0] - cy) - off[1]
+            if e > 0.0 and e * e > (gy + gp[kk, 3]) * BOX_SLACK:
+                continue
+            e = abs(gp[kk, 1] - cz) - off[2]
+            if e > 0.0 and e * e > (gz + gp[kk, 4]) * BOX_SLACK:
+                continue
+            j = order[kk]
             d2, log_g, dim = _pair_score(
                 xs,
                 Ps,
@@ -1250,17 +1451,27 @@ def _scan(
     stats[ST_PAIRS] = n_pairs
 
     # --- assignment -----------------------------------------------------------------------
-    track_plot = np.empty(n_act, dtype=np.int64)
-    plot_track = np.empty(P, dtype=np.int64)
-    _assign(n_act, P, pair_t, pair_p, pair_cost, n_pairs, miss_cost, track_plot, plot_track, stats)
-    ratio_of = np.zeros(n_act)
+    track_plot = i_track_plot
+    _assign(
+        n_act,
+        P,
+        pair_t[:n_pairs],
+        pair_p[:n_pairs],
+        pair_cost[:n_pairs],
+        n_pairs,
+        miss_cost,
+        track_plot,
+        plot_track,
+        stats,
+    )
+    for a in range(n_act):
+        ratio_of[a] = 0.0
     for k in range(n_pairs):
         a = pair_t[k]
         if track_plot[a] == pair_p[k]:
             ratio_of[a] = pair_ratio[k]
 
     # --- update ---------------------------------------------------------------------------
-    lik = np.empty(M)
     thr_lin = sp[S_THR_LIN]
     for a in range(n_act):
         i = act[a]
@@ -1315,7 +1526,7 @@ def _scan(
             track_plot_out[i] = j
             plot_slot_out[j] = i
             stats[ST_ASSIGNED] += 1
-        elif covered[a]:
+        elif covered[a] != 0:
             exist[i] = _existence_update(exist[i], pd[a], pg, 0.0, False)
             hist[i] = hist[i] << 1
             n_scans[i] += 1
@@ -1323,7 +1534,6 @@ def _scan(
 
     # --- initiation ----------------------------------------------------------------------
     # Two-point candidates: single-plot tentative tracks that missed this scan, by east.
-    cand = np.empty(n_act, dtype=np.int64)
     n_cand = 0
     max_gap = 0.0
     for a in range(n_act):
@@ -1335,16 +1545,15 @@ def _scan(
                 n_cand += 1
                 if gap > max_gap:
                     max_gap = gap
-    cand = cand[:n_cand]
-    cand_x = np.empty(n_cand)
     for k in range(n_cand):
         cand_x[k] = birth_z[act[cand[k]], 0]
-    corder = np.argsort(cand_x)
-    cand = cand[corder]
-    cand_x = cand_x[corder]
+    corder = np.argsort(cand_x[:n_cand])
+    cand = cand[:n_cand][corder]
+    cand_x = cand_x[:n_cand][corder]
     reach = prm[P_MAX_SPEED] * max_gap
     free_ptr = 0
-    taken = np.zeros(n_act, dtype=np.bool_)
+    for a in range(n_act):
+        taken[a] = 0
     for j in range(P):
         if plot_track[j] >= 0:
             continue
@@ -1358,7 +1567,7 @@ def _scan(
             if cand_x[kk] > z[j, 0] + reach:
                 break
             a = cand[kk]
-            if taken[a]:
+            if taken[a] != 0:
                 continue
             i = act[a]
             fit, speed = _two_point(
@@ -1387,7 +1596,7 @@ def _scan(
                 best = a
         if best >= 0:
             i = act[best]
-            taken[best] = True
+            taken[best] = 1
             _two_point_start(
                 i,
                 t,
@@ -1529,10 +1738,215 @@ def _scan(
         hw -= 1
         track_plot_out[hw] = -1
     high_water[0] = hw
+    nc = 0
+    for i in range(hw):
+        if status[i] == CONFIRMED:
+            conf_slots[nc] = i
+            nc += 1
+    n_conf[0] = nc
     for k in range(stats.shape[0]):
         if k == ST_MAX_CLUSTER:
             if stats[k] > totals[k]:
                 totals[k] = stats[k]
         else:
             totals[k] += stats[k]
+    return n_del
+
+
+# ======================================================================================
+# the tracker's entry point
+
+
+# Track arrays as blocks of two buffers (``tracker.TrackArrays`` builds the same views):
+# floats per slot, in this order and width (M models, N_FEAT features) ...
+TRACK_FLOATS = ("exist", "t_state", "t_last_hit", "t_birth", "birth_vr", "xs", "Ps", "mu")
+TRACK_FLOATS += ("xc", "Pc", "birth_z", "birth_R", "birth_los", "feats")
+# ... and int64 per slot, then the single counters.
+TRACK_INTS = ("tid", "hist", "n_scans", "n_hits", "track_plot", "deleted", "conf_slots")
+
+
+def track_float_widths(M: int) -> tuple[tuple[int, ...], ...]:
+    """Row shape of each ``TRACK_FLOATS`` block."""
+    return (
+        (),
+        (),
+        (),
+        (),
+        (),
+        (M, 6),
+        (M, 6, 6),
+        (M,),
+        (6,),
+        (6, 6),
+        (3,),
+        (3, 3),
+        (3,),
+        (N_FEAT,),
+    )
+
+
+def track_buffer_sizes(N: int, M: int) -> tuple[int, int]:
+    return N * (5 + 6 * M + 36 * M + M + 6 + 36 + 3 + 9 + 3 + N_FEAT), N * 7 + 3 + N_STATS
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _track_views(tf, ti, N, M):
+    """The track arrays as views of ``tf`` and ``ti`` (layout ``TRACK_FLOATS``, ``TRACK_INTS``)."""
+    o = 0
+    exist, o = _take(tf, o, N)
+    t_state, o = _take(tf, o, N)
+    t_last_hit, o = _take(tf, o, N)
+    t_birth, o = _take(tf, o, N)
+    birth_vr, o = _take(tf, o, N)
+    xs, o = _take(tf, o, N * M * 6)
+    Ps, o = _take(tf, o, N * M * 36)
+    mu, o = _take(tf, o, N * M)
+    xc, o = _take(tf, o, N * 6)
+    Pc, o = _take(tf, o, N * 36)
+    birth_z, o = _take(tf, o, N * 3)
+    birth_R, o = _take(tf, o, N * 9)
+    birth_los, o = _take(tf, o, N * 3)
+    feats, o = _take(tf, o, N * N_FEAT)
+    o = 0
+    tid, o = _take(ti, o, N)
+    hist, o = _take(ti, o, N)
+    n_scans, o = _take(ti, o, N)
+    n_hits, o = _take(ti, o, N)
+    track_plot, o = _take(ti, o, N)
+    deleted, o = _take(ti, o, N)
+    conf_slots, o = _take(ti, o, N)
+    next_id, o = _take(ti, o, 1)
+    high_water, o = _take(ti, o, 1)
+    n_conf, o = _take(ti, o, 1)
+    stats, o = _take(ti, o, N_STATS)
+    return (
+        exist,
+        t_state,
+        t_last_hit,
+        t_birth,
+        birth_vr,
+        xs.reshape((N, M, 6)),
+        Ps.reshape((N, M, 6, 6)),
+        mu.reshape((N, M)),
+        xc.reshape((N, 6)),
+        Pc.reshape((N, 6, 6)),
+        birth_z.reshape((N, 3)),
+        birth_R.reshape((N, 3, 3)),
+        birth_los.reshape((N, 3)),
+        feats.reshape((N, N_FEAT)),
+        tid,
+        hist,
+        n_scans,
+        n_hits,
+        track_plot,
+        deleted,
+        conf_slots,
+        next_id,
+        high_water,
+        n_conf,
+        stats,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _process(t, plots, geo, prm, mdl, status, tf, ti, totals, wf, wi, hc, pc, out_f, out_i):
+    """One radar scan from its raw plots: conversion (``measurement``) then ``_scan``.
+
+    One call per scan with few arguments (each array argument costs the
+    dispatcher time): the track arrays come as two buffers (``_track_views``),
+    the scratch as two more (``_work_views``, at least ``hc`` slots and ``pc``
+    plots), and the scan's output as ``out_f`` (converted plots, layout
+    ``measurement._plot_views``) and ``out_i`` (plot_slot, has_vr, then this
+    scan's ``ST_*`` counters). Returns the number of confirmed tracks deleted.
+    """
+    N = status.shape[0]
+    M = mdl.shape[0]
+    n = plots.shape[0]
+    z, R, vr, vr_var, has_vr, los, dens, rng_m, snr, rcs = _plot_views(out_f, out_i, n)
+    _convert_into(
+        plots,
+        geo[G_POS : G_POS + 3],
+        geo[G_ROT : G_ROT + 9].reshape((3, 3)),
+        geo[G_ACC:G_SP],
+        out_f,
+        out_i,
+    )
+    (
+        exist,
+        t_state,
+        t_last_hit,
+        t_birth,
+        birth_vr,
+        xs,
+        Ps,
+        mu,
+        xc,
+        Pc,
+        birth_z,
+        birth_R,
+        birth_los,
+        feats,
+        tid,
+        hist,
+        n_scans,
+        n_hits,
+        track_plot,
+        deleted,
+        conf_slots,
+        next_id,
+        high_water,
+        n_conf,
+        stats,
+    ) = _track_views(tf, ti, N, M)
+    plot_slot = out_i[:n]
+    n_del = _scan(
+        t,
+        geo[G_SP:N_GEO],
+        z,
+        R,
+        vr,
+        vr_var,
+        has_vr,
+        los,
+        dens,
+        rng_m,
+        snr,
+        rcs,
+        prm,
+        mdl,
+        status,
+        tid,
+        hist,
+        n_scans,
+        n_hits,
+        exist,
+        t_state,
+        t_last_hit,
+        t_birth,
+        xs,
+        Ps,
+        mu,
+        xc,
+        Pc,
+        birth_z,
+        birth_R,
+        birth_vr,
+        birth_los,
+        feats,
+        track_plot,
+        plot_slot,
+        next_id,
+        deleted,
+        stats,
+        totals,
+        high_water,
+        conf_slots,
+        n_conf,
+        wf,
+        wi,
+        hc,
+        pc,
+    )
+    for k in range(N_STATS):
+        out_i[2 * n + k] = stats[k]
     return n_del

@@ -159,40 +159,59 @@ class ConvertedPlots:
     def n(self) -> int:
         return int(self.z.shape[0])
 
+    @staticmethod
+    def from_buffers(out_f: np.ndarray, out_i: np.ndarray, n: int) -> ConvertedPlots:
+        """Views of a ``_convert_into`` output (layout ``PLOT_FLOATS``): no copy but ``has_vr``."""
+        cols = []
+        o = 0
+        for w in PLOT_FLOATS:
+            block = out_f[o * n : (o + w) * n]
+            cols.append(block.reshape((n, 3, 3) if w == 9 else (n, 3) if w == 3 else (n,)))
+            o += w
+        z, R, vr, vr_var, los, dens, rng_m, snr, rcs = cols
+        has_vr = out_i[n : 2 * n].astype(np.int8)
+        return ConvertedPlots(z, R, vr, vr_var, has_vr, los, dens, rng_m, snr, rcs)
+
+
+# Float columns of a converted scan, each a block of n rows in one buffer: z, R, vr,
+# vr_var, los, clutter density, range, SNR, RCS. Ints: plot_slot (n), has_vr (n).
+PLOT_FLOATS = (3, 9, 1, 1, 3, 1, 1, 1, 1)
+N_PLOT_FLOATS = sum(PLOT_FLOATS)
+
 
 def convert_plots(plots: np.ndarray, radar: RadarGeometry) -> ConvertedPlots:
     """Converts a ``RadarScan.plots`` array (columns ``PLOT_COLUMNS``) into the site frame."""
     plots = np.ascontiguousarray(plots, dtype=np.float64).reshape(-1, 6)
     n = plots.shape[0]
-    out = ConvertedPlots(
-        np.empty((n, 3)),
-        np.empty((n, 3, 3)),
-        np.empty(n),
-        np.empty(n),
-        np.empty(n, dtype=np.int8),
-        np.empty((n, 3)),
-        np.empty(n),
-        np.empty(n),
-        np.empty(n),
-        np.empty(n),
-    )
+    out_f = np.empty(n * N_PLOT_FLOATS)
+    out_i = np.empty(2 * n, dtype=np.int64)
+    _convert_into(plots, radar.position_enu, radar.rotation, radar.acc, out_f, out_i)
+    return ConvertedPlots.from_buffers(out_f, out_i, n)
+
+
+@njit(cache=True, error_model="numpy")
+def _plot_views(out_f, out_i, n):
+    """(z, R, vr, vr_var, has_vr, los, density, range, snr, rcs) as views (layout ``PLOT_FLOATS``)."""
+    z = out_f[0 : 3 * n].reshape((n, 3))
+    R = out_f[3 * n : 12 * n].reshape((n, 3, 3))
+    vr = out_f[12 * n : 13 * n]
+    vr_var = out_f[13 * n : 14 * n]
+    los = out_f[14 * n : 17 * n].reshape((n, 3))
+    dens = out_f[17 * n : 18 * n]
+    rng_m = out_f[18 * n : 19 * n]
+    snr = out_f[19 * n : 20 * n]
+    rcs = out_f[20 * n : 21 * n]
+    has_vr = out_i[n : 2 * n]
+    return z, R, vr, vr_var, has_vr, los, dens, rng_m, snr, rcs
+
+
+@njit(cache=True, error_model="numpy")
+def _convert_into(plots, sensor_pos, rot, acc, out_f, out_i):
+    """``_convert_plots`` into one float and one int buffer (layout ``_plot_views``)."""
+    z, R, vr, vr_var, has_vr, los, dens, rng_m, snr, rcs = _plot_views(out_f, out_i, plots.shape[0])
     _convert_plots(
-        plots,
-        radar.position_enu,
-        radar.rotation,
-        radar.acc,
-        out.z,
-        out.R,
-        out.vr,
-        out.vr_var,
-        out.has_vr,
-        out.los,
-        out.clutter_density,
-        out.range_m,
-        out.snr_lin,
-        out.rcs_lin,
+        plots, sensor_pos, rot, acc, z, R, vr, vr_var, has_vr, los, dens, rng_m, snr, rcs
     )
-    return out
 
 
 @njit(cache=True, error_model="numpy")

@@ -1,12 +1,17 @@
 """The multi-target tracker: several radars feed one track picture with stable track ids.
 
 ``MultiTargetTracker`` owns the track arrays (struct of arrays, fixed capacity)
-and hands each radar scan to the Numba kernel ``kernels._scan``: the plots are
-first converted into the site frame with that radar's own position and
-accuracy (``measurement``), then every track (whichever radar saw it before)
-is predicted to the scan time, gated, assigned, updated, started, confirmed or
-deleted. Scans must come in time order across radars, as the event-time engine
-delivers them; an older scan is counted and skipped.
+and hands each radar scan to one Numba kernel call (``kernels._process``): the
+plots are first converted into the site frame with that radar's own position
+and accuracy (``measurement``), then every track (whichever radar saw it
+before) is predicted to the scan time, gated, assigned, updated, started,
+confirmed or deleted. Scans must come in time order across radars, as the
+event-time engine delivers them; an older scan is counted and skipped.
+
+Per-scan Python work is kept to a few array allocations and that one call:
+the track arrays live in two buffers (``TrackArrays``), the kernel's scratch
+is kept between scans and grown geometrically, and ``ScanResult`` builds its
+views only when read.
 
 Public track ids are positive integers given at confirmation and never reused
 within a tracker's life.
@@ -15,28 +20,58 @@ within a tracker's life.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import chi2
+from scipy.special import gammaincinv
 
 from fusion.drone import kernels as K
-from fusion.drone.measurement import ConvertedPlots, RadarGeometry, convert_plots
+from fusion.drone.measurement import N_PLOT_FLOATS, ConvertedPlots, RadarGeometry
 from fusion.drone.settings import TrackerSettings
 
 NS = 1_000_000_000
 
 
-@dataclass(slots=True)
 class ScanResult:
-    """What one scan did: its plots in the site frame, which track took which plot, what ended."""
+    """What one scan did: its plots in the site frame, which track took which plot, what ended.
 
-    sensor: str
-    t_ns: int
-    plots: ConvertedPlots
-    plot_slot: np.ndarray  # (n_plots,) slot that took (or was started by) each plot, -1 for none
-    deleted: list[int]  # public ids of confirmed tracks deleted by this scan
-    stats_array: np.ndarray  # kernels.ST_* counters of this scan
+    ``plots`` (``ConvertedPlots``), ``plot_slot`` ((n_plots,) slot that took, or
+    was started by, each plot; -1 for none) and ``stats_array`` (this scan's
+    ``kernels.ST_*`` counters) are views of the scan's own output buffers, made
+    when first read. ``deleted``: public ids of confirmed tracks deleted by this scan.
+    """
+
+    __slots__ = ("_n", "_out_f", "_out_i", "_plots", "deleted", "sensor", "t_ns")
+
+    def __init__(
+        self,
+        sensor: str,
+        t_ns: int,
+        out_f: np.ndarray,
+        out_i: np.ndarray,
+        n: int,
+        deleted: list[int],
+    ):
+        self.sensor = sensor
+        self.t_ns = t_ns
+        self.deleted = deleted
+        self._out_f = out_f
+        self._out_i = out_i
+        self._n = n
+        self._plots: ConvertedPlots | None = None
+
+    @property
+    def plots(self) -> ConvertedPlots:
+        if self._plots is None:
+            self._plots = ConvertedPlots.from_buffers(self._out_f, self._out_i, self._n)
+        return self._plots
+
+    @property
+    def plot_slot(self) -> np.ndarray:
+        return self._out_i[: self._n]
+
+    @property
+    def stats_array(self) -> np.ndarray:
+        return self._out_i[2 * self._n :]
 
     @property
     def stats(self) -> dict[str, int]:
@@ -60,8 +95,10 @@ def model_table(s: TrackerSettings) -> np.ndarray:
 
 def parameter_vector(s: TrackerSettings) -> np.ndarray:
     prm = np.zeros(K.N_PRM)
-    prm[K.P_GATE3] = chi2.ppf(s.gate_probability, 3)
-    prm[K.P_GATE4] = chi2.ppf(s.gate_probability, 4)
+    # chi-square quantiles, 2·P⁻¹(k/2, p): scipy.special instead of scipy.stats, whose
+    # import (0.7 s) alone was a quarter of the service's start-to-ready time.
+    prm[K.P_GATE3] = 2.0 * gammaincinv(1.5, s.gate_probability)
+    prm[K.P_GATE4] = 2.0 * gammaincinv(2.0, s.gate_probability)
     prm[K.P_SURVIVAL_TAU] = s.survival_tau_s
     prm[K.P_P_INIT] = s.p_init
     prm[K.P_P_INIT2] = max(s.p_init, 0.5)
@@ -89,6 +126,16 @@ def parameter_vector(s: TrackerSettings) -> np.ndarray:
     return prm
 
 
+def geometry_vector(radar: RadarGeometry) -> np.ndarray:
+    """The kernel's view of a radar (``kernels.G_*``): position, rotation, accuracy, scan parameters."""
+    geo = np.zeros(K.N_GEO)
+    geo[K.G_POS : K.G_POS + 3] = radar.position_enu
+    geo[K.G_ROT : K.G_ROT + 9] = np.asarray(radar.rotation, dtype=np.float64).ravel()
+    geo[K.G_ACC : K.G_SP] = radar.acc
+    geo[K.G_SP : K.N_GEO] = scan_parameters(radar)
+    return geo
+
+
 def scan_parameters(radar: RadarGeometry) -> np.ndarray:
     acc = radar.accuracy
     sp = np.zeros(K.N_SP)
@@ -104,34 +151,46 @@ def scan_parameters(radar: RadarGeometry) -> np.ndarray:
 
 
 class TrackArrays:
-    """The track picture: one row per slot (struct of arrays, preallocated)."""
+    """The track picture: one row per slot (struct of arrays, preallocated).
 
-    def __init__(self, capacity: int, n_models: int):
+    Every array but ``status`` is a view of one of two buffers, ``tf`` (float64)
+    and ``ti`` (int64), laid out as ``kernels._track_views`` reads them, so one
+    scan hands the kernel three arrays instead of thirty.
+    """
+
+    def __init__(self, capacity: int, n_models: int, _buffers=None):
         n, m = capacity, n_models
-        self.status = np.zeros(n, dtype=np.int8)
-        self.tid = np.zeros(n, dtype=np.int64)
-        self.hist = np.zeros(n, dtype=np.int64)
-        self.n_scans = np.zeros(n, dtype=np.int64)
-        self.n_hits = np.zeros(n, dtype=np.int64)
-        self.exist = np.zeros(n)
-        self.t_state = np.zeros(n)
-        self.t_last_hit = np.zeros(n)
-        self.t_birth = np.zeros(n)
-        self.xs = np.zeros((n, m, 6))
-        self.Ps = np.zeros((n, m, 6, 6))
-        self.mu = np.zeros((n, m))
-        self.xc = np.zeros((n, 6))
-        self.Pc = np.zeros((n, 6, 6))
-        self.birth_z = np.zeros((n, 3))
-        self.birth_R = np.zeros((n, 3, 3))
-        self.birth_vr = np.zeros(n)
-        self.birth_los = np.zeros((n, 3))
-        self.feats = np.zeros((n, K.N_FEAT))
-        self.track_plot = np.full(n, -1, dtype=np.int64)
-        self.next_id = np.ones(1, dtype=np.int64)
-        self.high_water = np.zeros(1, dtype=np.int64)  # slots at or above it are all free
-        self.deleted = np.zeros(n, dtype=np.int64)
-        self.stats = np.zeros(K.N_STATS, dtype=np.int64)
+        self.capacity, self.n_models = n, m
+        nf, ni = K.track_buffer_sizes(n, m)
+        if _buffers is None:
+            self.status = np.zeros(n, dtype=np.int8)
+            self.tf = np.zeros(nf)
+            self.ti = np.zeros(ni, dtype=np.int64)
+            self.ti[
+                K.TRACK_INTS.index("track_plot") * n : (K.TRACK_INTS.index("track_plot") + 1) * n
+            ] = -1
+            self.ti[len(K.TRACK_INTS) * n] = 1  # next_id
+        else:
+            self.status, self.tf, self.ti = _buffers
+        o = 0
+        for name, shape in zip(K.TRACK_FLOATS, K.track_float_widths(m), strict=True):
+            size = n * int(np.prod(shape, dtype=np.int64))
+            setattr(self, name, self.tf[o : o + size].reshape((n, *shape)))
+            o += size
+        o = 0
+        for name in K.TRACK_INTS:
+            setattr(self, name, self.ti[o : o + n])
+            o += n
+        for name, size in (("next_id", 1), ("high_water", 1), ("n_conf", 1), ("stats", K.N_STATS)):
+            setattr(
+                self, name, self.ti[o : o + size]
+            )  # high_water: slots at or above it are all free
+            o += size
+
+    def __deepcopy__(self, memo):
+        return TrackArrays(
+            self.capacity, self.n_models, (self.status.copy(), self.tf.copy(), self.ti.copy())
+        )
 
 
 STAT_NAMES = (
@@ -157,8 +216,13 @@ class MultiTargetTracker:
         self.radars = dict(radars)
         self.mdl = model_table(settings)
         self.prm = parameter_vector(settings)
-        self._sp = {sid: scan_parameters(r) for sid, r in self.radars.items()}
+        self._geo = {sid: geometry_vector(r) for sid, r in self.radars.items()}
+        self._sp = {sid: g[K.G_SP : K.N_GEO] for sid, g in self._geo.items()}
         self.arrays = TrackArrays(settings.capacity, self.mdl.shape[0])
+        self._conf_of: TrackArrays | None = None  # arrays whose conf_slots the last scan wrote
+        self._hc = 0  # the kernel scratch is sized for this many used slots ...
+        self._pc = 0  # ... and plots
+        self._grow(0, 0)
         self.t0_ns: int | None = None
         self.t_last_ns: int | None = None
         self.scans = 0
@@ -182,54 +246,46 @@ class MultiTargetTracker:
         if self.t0_ns is None:
             self.t0_ns = t_ns
         self.t_last_ns = t_ns
-        conv = convert_plots(plots, radar)
+        if not (plots.dtype == np.float64 and plots.ndim == 2 and plots.flags.c_contiguous):
+            plots = np.ascontiguousarray(plots, dtype=np.float64).reshape(-1, 6)
+        n = plots.shape[0]
         a = self.arrays
-        plot_slot = np.empty(conv.n, dtype=np.int64)
-        n_del = K._scan(
-            self.t_s(t_ns),
-            self._sp[sensor],
-            conv.z,
-            conv.R,
-            conv.vr,
-            conv.vr_var,
-            conv.has_vr,
-            conv.los,
-            conv.clutter_density,
-            conv.range_m,
-            conv.snr_lin,
-            conv.rcs_lin,
+        hw = int(a.high_water[0])
+        if hw > self._hc or n > self._pc:
+            self._grow(hw, n)
+        out_f = np.empty(n * N_PLOT_FLOATS)
+        out_i = np.empty(2 * n + K.N_STATS, dtype=np.int64)
+        n_del = K._process(
+            (t_ns - self.t0_ns) / NS,
+            plots,
+            self._geo[sensor],
             self.prm,
             self.mdl,
             a.status,
-            a.tid,
-            a.hist,
-            a.n_scans,
-            a.n_hits,
-            a.exist,
-            a.t_state,
-            a.t_last_hit,
-            a.t_birth,
-            a.xs,
-            a.Ps,
-            a.mu,
-            a.xc,
-            a.Pc,
-            a.birth_z,
-            a.birth_R,
-            a.birth_vr,
-            a.birth_los,
-            a.feats,
-            a.track_plot,
-            plot_slot,
-            a.next_id,
-            a.deleted,
-            a.stats,
+            a.tf,
+            a.ti,
             self._totals,
-            a.high_water,
+            self._wf,
+            self._wi,
+            self._hc,
+            self._pc,
+            out_f,
+            out_i,
         )
+        self._conf_of = a
         self.scans += 1
         deleted = a.deleted[:n_del].tolist() if n_del else []
-        return ScanResult(sensor, t_ns, conv, plot_slot, deleted, a.stats.copy())
+        return ScanResult(sensor, t_ns, out_f, out_i, n, deleted)
+
+    def _grow(self, hw: int, n: int) -> None:
+        """Scratch for at least ``hw`` used slots and ``n`` plots, grown geometrically."""
+        if hw > self._hc or self._hc == 0:
+            self._hc = min(max(hw, 2 * self._hc, 64), self.arrays.capacity)
+        if n > self._pc or self._pc == 0:
+            self._pc = max(n, 2 * self._pc, 64)
+        nf, ni = K._work_size(self._hc, self._pc, self.mdl.shape[0])
+        self._wf = np.empty(nf)
+        self._wi = np.empty(ni, dtype=np.int64)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -249,6 +305,7 @@ class MultiTargetTracker:
             return []
         gone = a.tid[:hw][old & (st == K.CONFIRMED)].tolist()
         st[old] = K.FREE
+        self._conf_of = None
         a.track_plot[:hw][old] = -1
         while hw > 0 and a.status[hw - 1] == K.FREE:
             hw -= 1
@@ -258,6 +315,8 @@ class MultiTargetTracker:
     def confirmed_slots(self) -> np.ndarray:
         """Slots of confirmed tracks, in slot order (deterministic for a given input)."""
         a = self.arrays
+        if self._conf_of is a:
+            return a.conf_slots[: a.n_conf[0]].copy()
         return np.flatnonzero(a.status[: int(a.high_water[0])] == K.CONFIRMED)
 
     def n_tracks(self) -> tuple[int, int]:

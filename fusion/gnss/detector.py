@@ -50,6 +50,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from fusion.config import SiteConfig
 from fusion.detector import Finding
 from fusion.gnss import kernels as K
@@ -62,6 +64,9 @@ NS = 1_000_000_000
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 READ_IDENTITIES = PARSED_IDENTITIES | RAW_IDENTITIES
 TICK_ASSESS_S = 1.0  # with an incident open, re-judge at least this often from ticks
+# warm_up's synthetic inputs: an arbitrary data time, and a sweep over the L1 sub-bands
+_WARM_UP_T0_NS = 1_000_000_000 * NS
+_WARM_UP_F0_HZ, _WARM_UP_BIN_HZ, _WARM_UP_BINS = 1.555e9, 0.5e6, 128
 
 
 def _r(x: float, nd: int = 1) -> float | None:
@@ -146,6 +151,48 @@ class GnssDetector:
         if not self._any_open() or t - self._last_assess < TICK_ASSESS_S:
             return []
         return self._assess(t)
+
+    def warm_up(self) -> None:
+        """Compiles (or loads from Numba's cache) every kernel the live path runs, so the
+        first live reports do not wait for it (the service calls this before /readyz).
+
+        A scratch detector for the same site and settings is fed a few synthetic reports of
+        each kind that reaches a kernel (GSV: the satellite table and its summary; MON-HW:
+        the robust baselines; an RF sweep over L1: the band power floors), then dropped.
+        The kernels' wrappers fix the argument types, and the scratch tables are built as
+        the live ones are, so these are the live specialisations. This detector's state is
+        not touched and nothing is emitted.
+        """
+        scratch = GnssDetector(self.site, self.s)
+        t_ns = _WARM_UP_T0_NS
+        power = np.full(_WARM_UP_BINS, -100.0)
+        for i in range(4):
+            t_ns += NS
+            for rid in scratch.receivers:
+                fields: dict[str, Any] = {
+                    "talker": "GP",
+                    "signalID": "1",
+                    "numMsg": 1,
+                    "msgNum": 1,
+                }
+                for k in range(1, 5):
+                    fields[f"svid_{k:02d}"] = str(k)
+                    fields[f"cno_{k:02d}"] = 40.0 + k
+                    fields[f"elv_{k:02d}"] = 20.0 * k
+                    fields[f"az_{k:02d}"] = 90.0 * k
+                scratch.on_record(GnssMessage(rid, t_ns, t_ns, "NMEA", "GSV", fields, b""))
+                hw = {
+                    "agcCnt": 3000 + i,
+                    "jamInd": 5,
+                    "noisePerMS": 80,
+                    "jammingState": 1,
+                    "aStatus": 2,
+                }
+                scratch.on_record(GnssMessage(rid, t_ns, t_ns, "UBX", "MON-HW", hw, b""))
+            for sid in scratch.rf:
+                sweep = RfSpectrum(sid, t_ns, t_ns, _WARM_UP_F0_HZ, _WARM_UP_BIN_HZ, power)
+                scratch.on_record(sweep)
+        scratch.on_tick(t_ns)
 
     def report_panels(self) -> list:
         from fusion.gnss.panel import GnssPanel  # matplotlib: only when a report is written

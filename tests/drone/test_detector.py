@@ -412,3 +412,16 @@ def test_radar_silence_closes_track_incidents(drone_runs):
     assert det.tracker.n_tracks()[1] == 0
     assert all(f.state == "closed" for f in out)
     assert not any(inc.track_id is not None for inc in det.incidents.values())
+
+
+@pytest.mark.parametrize("p", [0.9, 0.99, 0.999, 0.9999])
+def test_gates_are_chi_square_quantiles(p):
+    """The gates come from scipy.special (cheap to import); they must be scipy.stats' chi2."""
+    from scipy.stats import chi2
+
+    from fusion.drone.settings import TrackerSettings
+    from fusion.drone.tracker import parameter_vector
+
+    prm = parameter_vector(TrackerSettings(gate_probability=p))
+    assert prm[K.P_GATE3] == pytest.approx(chi2.ppf(p, 3), rel=1e-12)
+    assert prm[K.P_GATE4] == pytest.approx(chi2.ppf(p, 4), rel=1e-12)

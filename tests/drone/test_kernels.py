@@ -610,3 +610,31 @@ def test_scan_matches_naive(seed, strip):
         trk.arrays.next_id[0] = next_id_n
         confirmed_seen = max(confirmed_seen, int((a.status == K.CONFIRMED).sum()))
     assert confirmed_seen >= 8
+
+
+@pytest.mark.parametrize("M", [2, 4])
+def test_track_and_work_views_match_the_python_layout(M):
+    """The kernel's views of the packed buffers are the ``TrackArrays`` attributes, and scratch fits."""
+    from fusion.drone.tracker import TrackArrays
+
+    N = 7
+    a = TrackArrays(N, M)
+    a.tf[:] = np.arange(a.tf.size)
+    a.ti[:] = np.arange(a.ti.size)
+    views = K._track_views(a.tf, a.ti, N, M)
+    names = (*K.TRACK_FLOATS, *K.TRACK_INTS, "next_id", "high_water", "n_conf", "stats")
+    assert len(views) == len(names)
+    for name, v in zip(names, views, strict=True):
+        np.testing.assert_array_equal(v, getattr(a, name), err_msg=name)
+    assert views[-1][-1] == a.ti[-1]  # the layout covers the whole int buffer
+    assert a.feats.ravel()[-1] == a.tf[-1]  # ... and the float buffer
+    b = copy.deepcopy(a)
+    b.xs[0, 0, 0] = -1.0
+    assert a.xs[0, 0, 0] == N * 5 and b.tf[N * 5] == -1.0  # a deep copy owns new buffers
+    for hc, pc in ((0, 0), (5, 3), (64, 200)):
+        nf, ni = K._work_size(hc, pc, M)
+        wf = np.full(nf, np.nan)
+        wi = np.full(ni, -7, dtype=np.int64)
+        w = K._work_views(wf, wi, hc, pc, M)
+        flat = [x for x in w[:-1]] + list(w[-1])
+        assert sum(x.size for x in flat) == nf + ni  # every element used once, nothing past the end
