@@ -249,6 +249,13 @@ class DroneDetector:
     # radar
 
     def _on_scan(self, scan: RadarScan) -> list[Finding]:
+        if scan.plots.shape[0] == 0 and self.tracker.idle_scan(scan.sensor, scan.t_ns):
+            # Nothing in the sky and nothing tracked: a quiet radar's usual scan, and at
+            # 10 scans/s per radar the common case; the kernel would change nothing.
+            self.last_scan_ns = scan.t_ns
+            self._snap_slots = self._snap_tid = np.zeros(0, dtype=np.int64)
+            self._snap_probs = np.zeros((0, 4))
+            return []
         res = self.tracker.process_scan(scan.sensor, scan.t_ns, scan.plots)
         if res is None:
             return []
@@ -754,7 +761,7 @@ class DroneDetector:
         self._hist_rows += slots.size
 
     def _record_plots(self, res: ScanResult) -> None:
-        if self._plot_points >= self.max_plot_points or res.plots.n == 0:
+        if self._plot_points >= self.max_plot_points or res.n_plots == 0:
             return
         arr = np.column_stack([res.plots.z, (res.plot_slot >= 0).astype(np.float64)])
         self.plot_history.append(arr)

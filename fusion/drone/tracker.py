@@ -66,6 +66,10 @@ class ScanResult:
         return self._plots
 
     @property
+    def n_plots(self) -> int:
+        return self._n
+
+    @property
     def plot_slot(self) -> np.ndarray:
         return self._out_i[: self._n]
 
@@ -226,6 +230,7 @@ class MultiTargetTracker:
         self.t0_ns: int | None = None
         self.t_last_ns: int | None = None
         self.scans = 0
+        self.idle_scans = 0  # empty scans with no track alive: the kernel was skipped
         self.stale_scans = 0
         self.unknown_radar_scans = 0
         self._totals = np.zeros(K.N_STATS, dtype=np.int64)
@@ -276,6 +281,21 @@ class MultiTargetTracker:
         self.scans += 1
         deleted = a.deleted[:n_del].tolist() if n_del else []
         return ScanResult(sensor, t_ns, out_f, out_i, n, deleted)
+
+    def idle_scan(self, sensor: str, t_ns: int) -> bool:
+        """An empty scan while no track is alive changes nothing but the clock: account for
+        it here (as ``process_scan`` would) and say so, so the caller can skip the kernel.
+        False when the scan needs ``process_scan`` (plots or live tracks, or it is refused)."""
+        if int(self.arrays.high_water[0]) != 0 or sensor not in self.radars:
+            return False
+        if self.t_last_ns is not None and t_ns < self.t_last_ns:
+            return False
+        if self.t0_ns is None:
+            self.t0_ns = t_ns
+        self.t_last_ns = t_ns
+        self.scans += 1
+        self.idle_scans += 1
+        return True
 
     def _grow(self, hw: int, n: int) -> None:
         """Scratch for at least ``hw`` used slots and ``n`` plots, grown geometrically."""

@@ -425,3 +425,40 @@ def test_gates_are_chi_square_quantiles(p):
     prm = parameter_vector(TrackerSettings(gate_probability=p))
     assert prm[K.P_GATE3] == pytest.approx(chi2.ppf(p, 3), rel=1e-12)
     assert prm[K.P_GATE4] == pytest.approx(chi2.ppf(p, 4), rel=1e-12)
+
+
+def test_idle_empty_scans_skip_the_kernel_and_change_nothing():
+    """An empty scan with no track alive is accounted without the kernel; the result must be
+    what the kernel gives: the same findings and tracks as with the shortcut turned off."""
+    site = sim_site()
+    ctx = SimContext(site, SIM_T0_NS, 150.0, 3)
+    target = MovingObject.linear(
+        "t", "drone", (1500.0, -800.0, 120.0), (-6.0, 8.0, 0.0), 0.0, 150.0, -8.0
+    )
+    radars = [s for s in site.sensors if s.kind == "radar"]
+    out = simulate_radar(ctx, radars, [target])
+    dec = RadarPlotsDecoder(radars[0].id, "test")
+    scans = [r for row in out.feeds for r in dec.feed(row.payload, row.t_rx_ns)]
+    scans = [r for r in scans if isinstance(r, RadarScan)]
+    # Nothing in the sky for the first 20 s and the last 70 s (long past max_coast_s).
+    quiet = [
+        RadarScan(r.sensor, r.t_ns, r.t_rx_ns, r.scan, np.zeros((0, 6)))
+        if not 20 * NS <= r.t_ns - SIM_T0_NS <= 80 * NS
+        else r
+        for r in sorted(scans, key=lambda r: r.t_ns)
+    ]
+    runs = []
+    for shortcut in (True, False):
+        det = DroneDetector(site)
+        if not shortcut:
+            det.tracker.idle_scan = lambda sensor, t_ns: False
+        findings = []
+        for rec in quiet:
+            findings += det.on_record(rec)
+            findings += det.on_tick(rec.t_ns)
+        runs.append((det, findings))
+    (fast, f_fast), (slow, f_slow) = runs
+    assert fast.tracker.idle_scans > 20 and slow.tracker.idle_scans == 0
+    assert fast.tracker.scans == slow.tracker.scans == len(quiet)
+    assert f_fast == f_slow and any(f.kind.startswith("drone") for f in f_fast)
+    assert fast.tracks_frame().equals(slow.tracks_frame()) and fast.tracks_frame().height > 0
