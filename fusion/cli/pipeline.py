@@ -49,7 +49,11 @@ class Pipeline:
         keep_activity: bool = False,
         parse_all_gnss: bool = False,
         detectors: list[Detector] | None = None,
+        keep_history: bool = True,
     ):
+        """``keep_history``: keep every alert (``alerts``) and let detectors keep what a
+        replay's report and ``--tracks-out`` show (tracks, plots). A service running for
+        months passes False: its alerts are in the outbox and the audit log."""
         self.site = site
         self.ledger = RejectLedger()
         self.detectors = build_detectors(site) if detectors is None else list(detectors)
@@ -67,10 +71,15 @@ class Pipeline:
         def _emit(alert: Alert) -> None:
             if not alert.config_sha256:
                 alert = msgspec.structs.replace(alert, config_sha256=self.config_sha256)
-            self.alerts.append(alert)
+            if keep_history:
+                self.alerts.append(alert)
             emit(alert)
 
         self._emit = _emit
+        if not keep_history:
+            for det in self.detectors:
+                if hasattr(det, "keep_history"):
+                    det.keep_history = False
         self.engine = Engine(self.detectors, self.incidents, self.ledger, _emit, site.engine)
         self.activity = ActivityLog() if keep_activity else None
         if self.activity is not None:

@@ -186,7 +186,7 @@ class Service:
 
     # --- wiring --------------------------------------------------------------------------
     def _build_pipeline(self, site: SiteConfig) -> Pipeline:
-        pipe = Pipeline(site, self._emit)
+        pipe = Pipeline(site, self._emit, keep_history=False)  # 24/7: nothing grows with time
         # SOC acknowledgements (MQTT acks topic, webhook replies) are recorded on the
         # incident they name; a reload builds a new book, so re-point the listeners.
         for sink in getattr(self, "sinks", []):

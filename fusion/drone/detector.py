@@ -192,6 +192,7 @@ class DroneDetector:
         self.plot_history: list[np.ndarray] = []  # per scan: (n, 4) x, y, z, assigned
         self._plot_points = 0
         self.max_plot_points = 400_000
+        self.keep_history = True  # for --tracks-out and the report; the service turns it off
 
     # ======================================================================================
     # Detector interface
@@ -740,7 +741,7 @@ class DroneDetector:
     def _record_tracks(
         self, t_ns: int, slots: np.ndarray, tids: np.ndarray, probs: np.ndarray
     ) -> None:
-        if self._hist_full:
+        if self._hist_full or not self.keep_history:
             return
         limit = self.settings.alerts.tracks_history_max_rows
         if self._hist_rows + slots.size > limit:
@@ -761,7 +762,7 @@ class DroneDetector:
         self._hist_rows += slots.size
 
     def _record_plots(self, res: ScanResult) -> None:
-        if self._plot_points >= self.max_plot_points or res.n_plots == 0:
+        if not self.keep_history or self._plot_points >= self.max_plot_points or res.n_plots == 0:
             return
         arr = np.column_stack([res.plots.z, (res.plot_slot >= 0).astype(np.float64)])
         self.plot_history.append(arr)

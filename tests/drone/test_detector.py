@@ -462,3 +462,30 @@ def test_idle_empty_scans_skip_the_kernel_and_change_nothing():
     assert fast.tracker.scans == slow.tracker.scans == len(quiet)
     assert f_fast == f_slow and any(f.kind.startswith("drone") for f in f_fast)
     assert fast.tracks_frame().equals(slow.tracks_frame()) and fast.tracks_frame().height > 0
+
+
+def test_a_service_pipeline_keeps_no_history():
+    """``rampart run`` runs for months: its Pipeline keeps no alert list and the drone
+    detector no track or plot history (those are for a replay's report and --tracks-out)."""
+    from fusion.cli.pipeline import Pipeline
+
+    site = sim_site()
+    ctx = SimContext(site, SIM_T0_NS, 90.0, 4)
+    target = MovingObject.linear(
+        "t", "drone", (1500.0, -800.0, 120.0), (-6.0, 8.0, 0.0), 0.0, 90.0, -8.0
+    )
+    radar = next(s for s in site.sensors if s.kind == "radar")
+    rows = simulate_radar(ctx, [radar], [target]).feeds
+    runs = {}
+    for keep in (True, False):
+        emitted = []
+        pipe = Pipeline(site, emitted.append, keep_history=keep, detectors=[DroneDetector(site)])
+        for row in sorted(rows, key=lambda r: r.t_rx_ns):
+            pipe.receive(row.t_rx_ns, row.transport, row.channel, row.payload)
+        pipe.finish()
+        runs[keep] = (pipe, emitted)
+    kept, lean = runs[True][0], runs[False][0]
+    assert runs[True][1] == runs[False][1] and runs[False][1], "the same alerts go out"
+    assert kept.alerts == runs[True][1] and lean.alerts == []
+    assert kept.detectors[0].tracks_frame().height > 0 and kept.detectors[0].plot_history
+    assert lean.detectors[0].tracks_frame().height == 0 and not lean.detectors[0].plot_history
