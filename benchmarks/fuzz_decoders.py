@@ -13,6 +13,13 @@ run, crashes, the decoders' own internal-error rejections (caught parser
 bugs, not crashes, but worth reading), and libFuzzer's peak RSS at the start
 and end of the run (flat memory means no leak across a million inputs).
 atheris is a benchmark-only dependency (pip install atheris).
+
+``--max-len`` bounds the inputs libFuzzer makes (default 8192 bytes). The
+stream targets parse every frame an input holds: ``gnss_stream`` runs about
+80 inputs/s at 4 kB and 1,600/s at 512 bytes, with nearly the same coverage
+(445 and 433 edges after the first thousands), so its million-input run uses
+``--max-len 512``; a 512-byte input still holds several NMEA sentences and
+UBX frames, fed in fuzzer-chosen chunks.
 """
 
 from __future__ import annotations
