@@ -53,7 +53,8 @@ ENTRIES = {
         "emp",
         seed=3,
         duration_s=30,
-        about="30 s with EMP-like impulses on both feeds (no EMP detector yet: issue #5).",
+        about="30 s with EMP-like impulses on both feeds. Expect power_transient emp_like "
+        "alerts about 50 ms after each impulse, raised to critical by the burst captures.",
     ),
 }
 
