@@ -24,7 +24,10 @@ def run(offsets_s, jitter_s=0.2, seed=1):
     ledger = RejectLedger()
     eng = Engine(
         [SensorSupervision([RADAR]), ClockSkewSupervision([RADAR], 2.0)],
-        IncidentBook("site"), ledger, alerts.append, EngineSettings(lateness_s=1.0),
+        IncidentBook("site"),
+        ledger,
+        alerts.append,
+        EngineSettings(lateness_s=1.0),
     )
     for i, off in enumerate(offsets_s):
         t_rx = (1000 + i) * S

@@ -76,9 +76,13 @@ def test_not_toml():
 
 
 BROKEN = [
-    ('lat = 52.0\n', 'lat = "north"\n', "site.lat"),
+    ("lat = 52.0\n", 'lat = "north"\n', "site.lat"),
     ('id = "dc-east-1"', 'id = ""', "site.id"),
-    ('polygon = [[52.0010, 4.0010], [52.0010, 4.0030], [51.9995, 4.0030]]', "polygon = [[52.0, 4.0]]", "zones[0].polygon"),
+    (
+        "polygon = [[52.0010, 4.0010], [52.0010, 4.0030], [51.9995, 4.0030]]",
+        "polygon = [[52.0, 4.0]]",
+        "zones[0].polygon",
+    ),
     ("alert_radius_m = 1500.0", "alert_radius_m = -1.0", "zones[0].alert_radius_m"),
     ('kind = "radar"', 'kind = "sonar"', "sensors[0].kind"),
     ('transport = "mqtt"', 'transport = "carrier-pigeon"', "sensors[0].transport"),
@@ -98,5 +102,7 @@ def test_each_broken_config_is_refused_naming_its_key(old, new, key):
     assert old in GOOD
     with pytest.raises(ConfigError) as err:
         parse_config(GOOD.replace(old, new, 1), source="site.toml")
-    assert any(p.startswith(key + " ") or p.startswith(key + ":") for p in err.value.problems), err.value.problems
+    assert any(p.startswith(key + " ") or p.startswith(key + ":") for p in err.value.problems), (
+        err.value.problems
+    )
     assert all("(line " in p for p in err.value.problems if p.startswith(key))
