@@ -416,6 +416,12 @@ class Service:
         self.site = new_site
         self.pipeline = self._build_pipeline(new_site)
         self._warm_up()  # a new sensor's kernels: loaded (or compiled) now, not on its first data
+        # The old pipeline was frozen with the start-up heap (run); it holds reference
+        # cycles, so only the collector can free it: thaw, collect, freeze again (one
+        # full collection, ~0.1 s, once per reload).
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
         if self.mqtt is not None:
             new_filters = self.pipeline.router.subscriptions()
             if new_filters != old_filters:

@@ -253,3 +253,30 @@ def test_sighup_reload_keeps_running_config_when_new_one_is_bad(tmp_path):
     refused = [entry for entry in logs if "reload refused" in entry["msg"]]
     assert refused and "site.lat (line 3)" in refused[0]["msg"] and refused[0]["level"] == "error"
     assert any("configuration reloaded" in entry["msg"] for entry in logs)
+
+
+def test_reload_frees_the_old_pipeline(tmp_path):
+    """The service freezes its start-up heap (gc.freeze) for short collector pauses; the
+    pipeline a reload replaces holds reference cycles and must still be freed."""
+    import gc
+    import weakref
+
+    http_port = free_port()
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(SITE.format(port=free_port(), http=http_port))
+    service = Service(cfg)
+    runner = threading.Thread(target=service.run, kwargs={"max_seconds": 60}, daemon=True)
+    runner.start()
+    try:
+        wait_for(lambda: service.ready, 30, "ready (heap frozen)")
+        assert gc.get_freeze_count() > 0
+        old = weakref.ref(service.pipeline)
+        cfg.write_text(cfg.read_text().replace("lateness_s = 0.3", "lateness_s = 0.4"))
+        service.reload_requested.set()
+        wait_for(lambda: service.pipeline is not old(), 20, "the reload")
+        wait_for(lambda: old() is None, 10, "the old pipeline freed")
+        assert service.pipeline.engine.lateness_ns == 400_000_000
+    finally:
+        service.stop_event.set()
+        runner.join(timeout=20)
+        gc.unfreeze()
