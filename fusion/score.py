@@ -558,3 +558,34 @@ def _tidy(obj: Any) -> Any:
             return None
         return round(f, 6)
     return obj
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    """``rampart score --summary``: the metrics as a table, one row per truth kind."""
+    out = [
+        f"{'kind':<22} {'truth':>5} {'detected':>8} {'timely':>6} {'false':>5} {'latency med s':>13}"
+    ]
+    for kind, k in sorted(metrics["kinds"].items()):
+        if not k.get("truth") and not k.get("false_alarms"):
+            continue
+        med = (k.get("latency_s") or {}).get("median")
+        out.append(
+            f"{kind:<22} {k.get('truth', 0):>5} {k.get('detected', 0):>8} "
+            f"{k.get('timely', 0):>6} {k.get('false_alarms', 0):>5} "
+            f"{'-' if med is None else f'{med:.3f}':>13}"
+        )
+    t = metrics["totals"]
+    out.append(
+        f"recall {t['recall']:.2f}, timely recall {t['timely_recall']:.2f}, "
+        f"false alarms {t['false_alarms']} ({t['false_alarms_per_hour']:.1f} per hour)"
+        if t.get("truth")
+        else f"no truth events; false alarms {t['false_alarms']}"
+    )
+    tr = metrics.get("tracking")
+    if tr:
+        out.append(
+            f"tracking: GOSPA {tr['gospa_mean_m']:.1f} m mean over {tr['scans']} scans "
+            f"(c = {tr['c_m']:g} m, p = {tr['p']:g}), {tr['missed_per_scan']:.2f} missed and "
+            f"{tr['false_per_scan']:.2f} false tracks per scan"
+        )
+    return out

@@ -149,6 +149,22 @@ def test_simulate_replay_score_together(tmp_path):
     assert score.returncode == 0, score.stderr
     metrics = json.loads(score.stdout)
     assert isinstance(metrics, dict) and metrics  # the scorer's own tests check the numbers
+    table = rampart(
+        "score",
+        str(rec),
+        str(tmp_path / "a.jsonl"),
+        "--tracks",
+        str(tmp_path / "t.parquet"),
+        "--summary",
+    )
+    assert table.returncode == 0, table.stderr
+    # The table says what the JSON says: one row per truth kind, then the totals.
+    emp = metrics["kinds"]["power_transient_emp"]
+    row = next(x for x in table.stdout.splitlines() if x.startswith("power_transient_emp"))
+    assert row.split()[1:5] == [
+        str(emp[k]) for k in ("truth", "detected", "timely", "false_alarms")
+    ]
+    assert f"timely recall {metrics['totals']['timely_recall']:.2f}" in table.stdout
     no_truth = rampart("score", str(DATA / "recording-sample"), str(tmp_path / "a.jsonl"))
     assert no_truth.returncode == 2 and "no truth.parquet" in no_truth.stderr
 
@@ -203,3 +219,11 @@ def test_deploy_example_configuration_is_valid():
         "check-config", str(Path(__file__).resolve().parents[1] / "deploy" / "site.example.toml")
     )
     assert out.returncode == 0, out.stdout
+
+
+def test_replay_summary_counts_each_incident_at_its_most_severe():
+    # replay_data/emp: each EMP opens `high` and is raised to `critical` by its burst capture.
+    out = rampart("replay", str(REPLAY_DATA / "emp"), "--fast")
+    assert out.returncode == 0, out.stderr
+    tail = out.stdout.split("incidents (each at its most severe)", 1)[1].split()
+    assert tail[:3] == ["power_transient", "critical", "2"], out.stdout[-400:]

@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument(
         "--tracks", type=Path, help="tracks Parquet from replay --tracks-out (adds GOSPA)"
     )
+    sc.add_argument(
+        "--summary", action="store_true", help="a table for people instead of the JSON metrics"
+    )
     sc.set_defaults(func=_cmd_score)
 
     im = sub.add_parser("import", help="turn a raw capture into a recording")
@@ -506,7 +509,12 @@ def _cmd_score(args) -> int:
     metrics = score(
         truth, alerts, reader.time_span_ns(), tracks=tracks, truth_tracks=reader.truth_tracks()
     )
-    print(json.dumps(metrics, indent=2, sort_keys=True))
+    if args.summary:
+        from fusion.score import summary_lines
+
+        print("\n".join(summary_lines(metrics)))
+    else:
+        print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from drivers.recording import RecordingReader
-from fusion.alerts import Alert
+from fusion.alerts import SEVERITIES, Alert
 from fusion.cli.pipeline import Pipeline
 from fusion.config import SiteConfig
 
@@ -150,16 +150,23 @@ def summary_table(result: ReplayResult) -> str:
         ignored = ", ".join(f"{c} {n}" for c, n in sorted(pipe.router.ignored.items()))
         lines.append(f"ignored streams: {ignored}")
     lines.append("")
+    # Each incident at its worst: a drone_detected contact that became a critical
+    # drone_approach counts as that, not as what it opened as.
     by_kind: Counter[tuple[str, str]] = Counter()
-    incidents = {}
+    worst: dict[str, Alert] = {}
     for a in pipe.alerts:
-        incidents.setdefault(a.incident_id, a)
-    for a in incidents.values():
+        w = worst.get(a.incident_id)
+        if w is None or _RANK[a.severity] >= _RANK[w.severity]:
+            worst[a.incident_id] = a
+    for a in worst.values():
         by_kind[(a.kind, a.severity)] += 1
-    lines.append(f"{len(pipe.alerts)} alerts in {len(incidents)} incidents")
+    lines.append(f"{len(pipe.alerts)} alerts in {len(worst)} incidents (each at its most severe)")
     for (kind, sev), n in sorted(by_kind.items()):
         lines.append(f"  {kind:<22} {sev:<9} {n:>4} incidents")
     return "\n".join(lines)
+
+
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 def format_alert(a: Alert) -> str:
