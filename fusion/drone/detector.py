@@ -250,13 +250,6 @@ class DroneDetector:
     # radar
 
     def _on_scan(self, scan: RadarScan) -> list[Finding]:
-        if scan.plots.shape[0] == 0 and self.tracker.idle_scan(scan.sensor, scan.t_ns):
-            # Nothing in the sky and nothing tracked: a quiet radar's usual scan, and at
-            # 10 scans/s per radar the common case; the kernel would change nothing.
-            self.last_scan_ns = scan.t_ns
-            self._snap_slots = self._snap_tid = np.zeros(0, dtype=np.int64)
-            self._snap_probs = np.zeros((0, 4))
-            return []
         res = self.tracker.process_scan(scan.sensor, scan.t_ns, scan.plots)
         if res is None:
             return []

@@ -428,7 +428,7 @@ def test_gates_are_chi_square_quantiles(p):
 
 
 def test_idle_empty_scans_skip_the_kernel_and_change_nothing():
-    """An empty scan with no track alive is accounted without the kernel; the result must be
+    """An empty scan with no track alive is answered without the kernel; the result must be
     what the kernel gives: the same findings and tracks as with the shortcut turned off."""
     site = sim_site()
     ctx = SimContext(site, SIM_T0_NS, 150.0, 3)
@@ -451,7 +451,7 @@ def test_idle_empty_scans_skip_the_kernel_and_change_nothing():
     for shortcut in (True, False):
         det = DroneDetector(site)
         if not shortcut:
-            det.tracker.idle_scan = lambda sensor, t_ns: False
+            det.tracker.skip_idle = False
         findings = []
         for rec in quiet:
             findings += det.on_record(rec)
