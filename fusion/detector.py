@@ -13,7 +13,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import polars as pl
+
 from fusion.records import Record
+
+# The contract's --tracks-out columns: what a detector's tracks_frame() returns.
+TRACKS_SCHEMA = {
+    "t_ns": pl.Int64,
+    "track_id": pl.Int64,
+    "x_m": pl.Float64,
+    "y_m": pl.Float64,
+    "z_m": pl.Float64,
+    "vx_mps": pl.Float64,
+    "vy_mps": pl.Float64,
+    "vz_mps": pl.Float64,
+    "class": pl.Utf8,
+    "p_drone": pl.Float64,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,19 +14,7 @@ from drivers.recording import RecordingReader
 from fusion.alerts import SEVERITIES, Alert
 from fusion.cli.pipeline import Pipeline
 from fusion.config import SiteConfig
-
-TRACKS_SCHEMA = {
-    "t_ns": pl.Int64,
-    "track_id": pl.Int64,
-    "x_m": pl.Float64,
-    "y_m": pl.Float64,
-    "z_m": pl.Float64,
-    "vx_mps": pl.Float64,
-    "vy_mps": pl.Float64,
-    "vz_mps": pl.Float64,
-    "class": pl.Utf8,
-    "p_drone": pl.Float64,
-}
+from fusion.detector import TRACKS_SCHEMA
 
 
 @dataclass

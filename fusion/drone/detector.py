@@ -43,7 +43,7 @@ import numpy as np
 import polars as pl
 
 from fusion.config import SiteConfig
-from fusion.detector import Finding
+from fusion.detector import TRACKS_SCHEMA, Finding
 from fusion.drone import kernels as K
 from fusion.drone.classify import classify, flicker_index, median_nis
 from fusion.drone.measurement import RadarGeometry
@@ -63,19 +63,6 @@ COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 MOVE_UPDATE_M = 50.0  # a position change that justifies an update
 ETA_UPDATE_FRACTION = 0.2
 _WARM_UP_T0_NS = 1_000_000_000 * NS  # warm_up's synthetic scans: an arbitrary data time
-
-TRACKS_SCHEMA = {
-    "t_ns": pl.Int64,
-    "track_id": pl.Int64,
-    "x_m": pl.Float64,
-    "y_m": pl.Float64,
-    "z_m": pl.Float64,
-    "vx_mps": pl.Float64,
-    "vy_mps": pl.Float64,
-    "vz_mps": pl.Float64,
-    "class": pl.Utf8,
-    "p_drone": pl.Float64,
-}
 
 
 @dataclass(slots=True)
