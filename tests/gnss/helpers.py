@@ -137,3 +137,29 @@ def run_recording(rec: Path) -> Run:
     site = parse_config(reader.site_toml())
     rows = [FeedRow(m.t_rx_ns, m.transport, m.channel, m.payload) for m in reader.messages()]
     return run_rows(site, rows)
+
+
+def incidents(alerts: list[Alert], origin_ns: int) -> list[dict]:
+    """Incidents in opening order, times in seconds from ``origin_ns``."""
+    out: dict[str, dict] = {}
+    for a in alerts:
+        inc = out.setdefault(
+            a.incident_id,
+            {
+                "kind": a.kind,
+                "reason": a.details.get("reason"),
+                "sensors": a.sensors,
+                "open_severity": a.severity,
+                "severities": [],
+                "states": [],
+                "t_event": (a.t_event_ns - origin_ns) / 1e9,
+                "t_open": (a.t_detect_ns - origin_ns) / 1e9,
+                "t_close": None,
+            },
+        )
+        if a.severity not in inc["severities"]:
+            inc["severities"].append(a.severity)
+        inc["states"].append(a.state)
+        if a.state == "closed":
+            inc["t_close"] = (a.t_detect_ns - origin_ns) / 1e9
+    return list(out.values())

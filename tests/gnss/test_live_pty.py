@@ -32,7 +32,7 @@ from fusion.cli.pipeline import Pipeline
 from fusion.config import parse_config
 from fusion.gnss import GnssDetector
 from fusion.supervision import SensorSupervision
-from tests.gnss.helpers import gnss_rf_scenario, run_rows
+from tests.gnss.helpers import gnss_rf_scenario, incidents, run_rows
 from tests.gnss.pty_writer import write_schedule
 
 NS = 1_000_000_000
@@ -41,29 +41,6 @@ EXCERPT_S = 40.0
 UNPLUG_AT_S = 16.0
 UNPLUG_FOR_S = 6.5  # longer than supervision's 5 s: the unplug is also a sensor_fault
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def incidents(alerts: list[Alert], origin_ns: int) -> list[dict]:
-    """Incidents in opening order, times in seconds from ``origin_ns``."""
-    out: dict[str, dict] = {}
-    for a in alerts:
-        inc = out.setdefault(
-            a.incident_id,
-            {
-                "kind": a.kind,
-                "reason": a.details.get("reason"),
-                "open_severity": a.severity,
-                "severities": [],
-                "t_event": (a.t_event_ns - origin_ns) / NS,
-                "t_open": (a.t_detect_ns - origin_ns) / NS,
-                "t_close": None,
-            },
-        )
-        if a.severity not in inc["severities"]:
-            inc["severities"].append(a.severity)
-        if a.state == "closed":
-            inc["t_close"] = (a.t_detect_ns - origin_ns) / NS
-    return list(out.values())
 
 
 def test_live_pty_with_an_unplug_alerts_as_the_replay_does(tmp_path):

@@ -61,7 +61,7 @@ from fusion.alerts import Alert, decode_alert
 from fusion.cli.pipeline import Pipeline
 from fusion.cli.service import JsonLogFormatter, Service
 from fusion.config import SiteConfig, load_config, parse_config
-from tests.gnss.helpers import gnss_rf_scenario
+from tests.gnss.helpers import gnss_rf_scenario, incidents
 from tests.gnss.pty_writer import write_schedule
 from tests.service.conftest import free_port
 from tests.service.test_service import get, wait_for
@@ -143,32 +143,6 @@ def replay_as_the_service(site: SiteConfig, rows: list[FeedRow], tail_ns: int) -
         pipe.engine.advance(clock)
     pipe.finish()
     return alerts
-
-
-def incidents(alerts: list[Alert], origin_ns: int) -> list[dict]:
-    """Incidents in opening order, times in seconds from ``origin_ns``."""
-    out: dict[str, dict] = {}
-    for a in alerts:
-        inc = out.setdefault(
-            a.incident_id,
-            {
-                "kind": a.kind,
-                "reason": a.details.get("reason"),
-                "sensors": a.sensors,
-                "open_severity": a.severity,
-                "severities": [],
-                "states": [],
-                "t_event": (a.t_event_ns - origin_ns) / NS,
-                "t_open": (a.t_detect_ns - origin_ns) / NS,
-                "t_close": None,
-            },
-        )
-        if a.severity not in inc["severities"]:
-            inc["severities"].append(a.severity)
-        inc["states"].append(a.state)
-        if a.state == "closed":
-            inc["t_close"] = (a.t_detect_ns - origin_ns) / NS
-    return list(out.values())
 
 
 def shape(incs: list[dict]) -> list[tuple]:
