@@ -3,10 +3,10 @@
 Detection thresholds, zones, sensor lists and sink targets decide what the
 site can see, so no single person may change them silently. A configuration
 is accepted only when ``CONFIG.sig`` holds valid signatures by at least M
-distinct keys (default 2) whose public halves are in the trusted keyring (a
-directory of ``*.pub`` files). There are no exceptions by content: a change
-that disables a detector or raises a threshold needs the same M signatures as
-any other.
+distinct keys (default 2) that the keyring trusts (``drivers.keyring``: keys
+pinned by the service, or endorsed by M already trusted keys). There are no
+exceptions by content: a change that disables a detector or raises a
+threshold needs the same M signatures as any other.
 
 Files:
 - ``KEY``: Ed25519 private key, PKCS#8 PEM, mode 0600 (``rampart keygen``);
@@ -15,6 +15,13 @@ Files:
   ``{"key_id", "public_key", "sha256", "signature"}``. The signature is over
   ``b"rampart-config-v1\\n" + sha256(CONFIG bytes)``: the exact bytes, so any
   edit (a comment, a space) needs fresh signatures.
+
+The service reads a configuration and its ``.sig`` once, as bytes
+(``read_signed``), verifies those bytes (``verify_bytes``) and parses the same
+bytes, so a file swapped while it loads cannot run under someone else's
+signatures. A damaged ``.sig`` line (not UTF-8, not JSON) is a problem named
+with its line, never an exception; a ``.sig`` with such a line is refused whole
+(no signing tool writes one: someone edited the file).
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import base64
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 DOMAIN = b"rampart-config-v1\n"
 DEFAULT_MIN_SIGNATURES = 2
+MAX_SIG_BYTES = 1 << 20  # a .sig larger than this is not read (one line per signer is ~250 bytes)
 
 
 class TrustError(Exception):
@@ -42,12 +52,39 @@ def config_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _raw(pub: Ed25519PublicKey) -> bytes:
+def raw_public(pub: Ed25519PublicKey) -> bytes:
     return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def key_id(pub: Ed25519PublicKey) -> str:
-    return hashlib.sha256(_raw(pub)).hexdigest()[:16]
+    return hashlib.sha256(raw_public(pub)).hexdigest()[:16]
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Writes ``data`` to ``path`` so that a reader (or a crash) sees the old or the new
+    bytes, never a mix: a temporary file beside it, fsynced, then renamed over it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)  # the rename itself survives a power cut
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
 
 
 def keygen(out: Path) -> str:
@@ -78,62 +115,120 @@ def load_private(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def load_keyring(directory: Path) -> dict[str, Ed25519PublicKey]:
-    """Trusted public keys by key id, from every ``*.pub`` file in ``directory``."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise TrustError(f"{directory}: keyring directory does not exist")
-    ring: dict[str, Ed25519PublicKey] = {}
-    for p in sorted(directory.glob("*.pub")):
-        try:
-            pub = serialization.load_pem_public_key(p.read_bytes())
-        except ValueError as exc:
-            raise TrustError(f"{p}: not a public key ({exc})") from exc
-        if not isinstance(pub, Ed25519PublicKey):
-            raise TrustError(f"{p}: not an Ed25519 public key")
-        ring[key_id(pub)] = pub
-    return ring
-
-
 def sig_path(config: Path) -> Path:
     return Path(f"{config}.sig")
 
 
-def _read_sigs(config: Path) -> list[dict]:
-    path = sig_path(config)
-    if not path.is_file():
-        return []
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+def read_signed(path: Path) -> tuple[bytes, bytes | None]:
+    """A file and its ``.sig``, each read once as bytes (None: no ``.sig``).
+
+    OSError propagates for the file itself (missing, unreadable); a ``.sig``
+    that is missing is None, one that cannot be read is OSError too."""
+    data = Path(path).read_bytes()
+    try:
+        with open(sig_path(path), "rb") as f:
+            sig = f.read(MAX_SIG_BYTES + 1)
+    except FileNotFoundError:
+        return data, None
+    return data, sig
+
+
+def parse_signatures(sig: bytes | None, source: str) -> tuple[list[tuple[int, dict]], list[str]]:
+    """The signature objects of a ``.sig`` file's bytes, by line number, and one problem
+    per line that is not one (not UTF-8, not JSON, not an object). Never raises."""
+    if sig is None:
+        return [], []
+    problems: list[str] = []
+    if len(sig) > MAX_SIG_BYTES:
+        return [], [f"{source}: larger than {MAX_SIG_BYTES} bytes; not read"]
+    entries: list[tuple[int, dict]] = []
+    for n, raw in enumerate(sig.split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{source}:{n}: not UTF-8 (byte {exc.start}); line ignored")
             continue
         try:
             entry = json.loads(line)
         except ValueError as exc:
-            raise TrustError(f"{path}:{n}: not JSON ({exc})") from exc
+            problems.append(f"{source}:{n}: not JSON ({exc}); line ignored")
+            continue
         if not isinstance(entry, dict):
-            raise TrustError(f"{path}:{n}: not a signature object")
-        out.append(entry)
-    return out
+            problems.append(f"{source}:{n}: not a signature object; line ignored")
+            continue
+        entries.append((n, entry))
+    return entries, problems
+
+
+def signature_entry(key: Ed25519PrivateKey, digest: bytes, domain: bytes) -> dict:
+    pub = key.public_key()
+    return {
+        "key_id": key_id(pub),
+        "public_key": base64.b64encode(raw_public(pub)).decode(),
+        "sha256": digest.hex(),
+        "signature": base64.b64encode(key.sign(domain + digest)).decode(),
+    }
+
+
+def add_signature(target: Path, key_path: Path, domain: bytes) -> str:
+    """Adds (or replaces) this key's signature over ``target``'s bytes in ``target.sig``
+    (written atomically); lines that are not signatures are dropped. Returns the key id."""
+    key = load_private(key_path)
+    entry = signature_entry(key, hashlib.sha256(Path(target).read_bytes()).digest(), domain)
+    try:
+        old = sig_path(target).read_bytes()
+    except FileNotFoundError:
+        old = None
+    entries, _ = parse_signatures(old, str(sig_path(target)))
+    sigs = [e for _, e in entries if e.get("key_id") != entry["key_id"]] + [entry]
+    text = "".join(json.dumps(s, sort_keys=True) + "\n" for s in sigs)
+    atomic_write(sig_path(target), text.encode("utf-8"))
+    return entry["key_id"]
 
 
 def sign(config: Path, key_path: Path) -> str:
     """Adds (or replaces) this key's signature over ``config`` in ``config.sig``; returns the key id."""
-    key = load_private(key_path)
-    digest = hashlib.sha256(Path(config).read_bytes()).digest()
-    pub = key.public_key()
-    kid = key_id(pub)
-    entry = {
-        "key_id": kid,
-        "public_key": base64.b64encode(_raw(pub)).decode(),
-        "sha256": digest.hex(),
-        "signature": base64.b64encode(key.sign(DOMAIN + digest)).decode(),
-    }
-    sigs = [s for s in _read_sigs(config) if s.get("key_id") != kid] + [entry]
-    sig_path(config).write_text(
-        "".join(json.dumps(s, sort_keys=True) + "\n" for s in sigs), encoding="utf-8"
-    )
-    return kid
+    return add_signature(config, key_path, DOMAIN)
+
+
+def check_signatures(
+    digest: bytes,
+    entries: list[tuple[int, dict]],
+    trusted: Mapping[str, Ed25519PublicKey],
+    domain: bytes,
+    exclude: str = "",
+) -> tuple[list[str], list[str]]:
+    """Distinct trusted key ids with a valid signature over ``domain + digest``, and one
+    problem per signature that did not count. ``exclude``: a key id that does not count
+    (a key endorsing itself)."""
+    valid: list[str] = []
+    problems: list[str] = []
+    for n, s in entries:
+        kid = str(s.get("key_id", "?"))[:64]
+        pub = trusted.get(kid)
+        if kid == exclude:
+            problems.append(f"signature on line {n}: key {kid} cannot vouch for itself")
+            continue
+        if pub is None:
+            problems.append(f"signature on line {n}: key {kid} is not in the trusted keyring")
+            continue
+        if s.get("sha256") != digest.hex():
+            problems.append(
+                f"signature on line {n} (key {kid}): made over other contents (the file changed since it was signed)"
+            )
+            continue
+        try:
+            pub.verify(
+                base64.b64decode(str(s.get("signature", "")), validate=True), domain + digest
+            )
+        except (InvalidSignature, ValueError):
+            problems.append(f"signature on line {n} (key {kid}): invalid signature")
+            continue
+        if kid not in valid:
+            valid.append(kid)
+    return valid, problems
 
 
 @dataclass(frozen=True)
@@ -144,42 +239,40 @@ class Verdict:
     sha256: str
 
 
-def verify(
-    config: Path, keyring: dict[str, Ed25519PublicKey], min_signatures: int = DEFAULT_MIN_SIGNATURES
+def verify_bytes(
+    data: bytes,
+    sig: bytes | None,
+    keyring: Mapping[str, Ed25519PublicKey],
+    min_signatures: int = DEFAULT_MIN_SIGNATURES,
+    source: str = "CONFIG",
 ) -> Verdict:
-    data = Path(config).read_bytes()
+    """Are ``data`` (a configuration's exact bytes) signed in ``sig`` (its ``.sig`` bytes,
+    None: none) by ``min_signatures`` distinct keys of ``keyring``? Never raises."""
     digest = hashlib.sha256(data).digest()
-    problems: list[str] = []
-    valid: list[str] = []
-    try:
-        sigs = _read_sigs(config)
-    except TrustError as exc:
-        return Verdict(False, (), (str(exc),), digest.hex())
-    if not sigs:
-        problems.append(f"{sig_path(config)}: no signatures")
-    for i, s in enumerate(sigs, 1):
-        kid = str(s.get("key_id", "?"))
-        pub = keyring.get(kid)
-        if pub is None:
-            problems.append(f"signature {i}: key {kid} is not in the trusted keyring")
-            continue
-        if s.get("sha256") != digest.hex():
-            problems.append(
-                f"signature {i} (key {kid}): made over other contents (the file changed since it was signed)"
-            )
-            continue
-        try:
-            pub.verify(
-                base64.b64decode(str(s.get("signature", "")), validate=True), DOMAIN + digest
-            )
-        except (InvalidSignature, ValueError):
-            problems.append(f"signature {i} (key {kid}): invalid signature")
-            continue
-        if kid not in valid:
-            valid.append(kid)
-    ok = len(valid) >= min_signatures
-    if not ok:
+    sig_source = f"{source}.sig"
+    entries, problems = parse_signatures(sig, sig_source)
+    damaged = len(problems)
+    if not entries:
+        problems.append(f"{sig_source}: no signatures")
+    valid, sig_problems = check_signatures(digest, entries, keyring, DOMAIN)
+    problems.extend(sig_problems)
+    ok = len(valid) >= min_signatures and not damaged
+    if len(valid) < min_signatures:
         problems.append(
             f"{len(valid)} valid signature(s) by distinct trusted keys; {min_signatures} required"
         )
+    elif damaged:
+        # Nobody's tool writes such lines: someone edited the file. Refuse it whole.
+        problems.append(f"{sig_source}: damaged ({damaged} line(s) not signatures); refused")
     return Verdict(ok, tuple(valid), tuple(problems), digest.hex())
+
+
+def verify(
+    config: Path,
+    keyring: Mapping[str, Ed25519PublicKey],
+    min_signatures: int = DEFAULT_MIN_SIGNATURES,
+) -> Verdict:
+    """``verify_bytes`` over the file at ``config`` and its ``.sig``, each read once.
+    OSError: the file (or its ``.sig``) cannot be read."""
+    data, sig = read_signed(config)
+    return verify_bytes(data, sig, keyring, min_signatures, source=str(config))

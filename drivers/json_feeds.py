@@ -13,7 +13,13 @@ ignored, as the contract says). Bad-input policy, per message:
 - one radar plot (or RF detection) with absurd values (negative range,
   azimuth outside [-360, 360], elevation outside [-90, 90], non-finite
   numbers, speeds beyond 1000 m/s): that item alone is dropped and counted
-  as ``invalid_plot`` / ``invalid_detection``; the rest of the scan is kept.
+  as ``invalid_plot`` / ``invalid_detection``; the rest of the scan is kept;
+- arrays and objects nested deeper than ``[limits] max_json_depth``:
+  ``too_deep``, found by one pass over the bytes before msgspec parses them
+  (msgspec recurses per level: 100,000 levels would raise RecursionError);
+- more plots, detections or spectrum bins than ``[limits]`` allows:
+  ``over_limit``; the whole message is dropped (a scan cut short would be a
+  false picture).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import math
 import msgspec
 import numpy as np
 
+from drivers.limits import Limits, json_depth
 from fusion.records import (
     RadarScan,
     Record,
@@ -109,7 +116,7 @@ _claim_decoder = msgspec.json.Decoder(_Claim)
 def _claimed_sensor(payload: bytes) -> str | None:
     try:
         return _claim_decoder.decode(payload).sensor
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
 
 
@@ -122,17 +129,40 @@ class _JsonDecoder:
 
     schema: type = msgspec.Struct
 
-    def __init__(self, sensor: str, source: str):
+    def __init__(self, sensor: str, source: str, limits: Limits | None = None):
         self.sensor = sensor
         self.source = source
+        self.limits = limits if limits is not None else Limits()
         self._decoder = msgspec.json.Decoder(self.schema)
 
     def _reject(self, t_rx_ns: int, reason: str, detail: str) -> Rejected:
         return Rejected(self.sensor, t_rx_ns, t_rx_ns, reason, f"{self.source}: {detail}")
 
+    def _over_limit(self, t_rx_ns: int, limit: str, what: str, value: int) -> list[Record]:
+        cap = getattr(self.limits, limit)
+        return [
+            self._reject(t_rx_ns, "over_limit", f"{value} {what} exceeds limits.{limit} = {cap}")
+        ]
+
     def feed(self, payload: bytes, t_rx_ns: int) -> list[Record]:
+        limits = self.limits
+        if len(payload) > limits.max_payload_bytes:
+            return self._over_limit(t_rx_ns, "max_payload_bytes", "bytes", len(payload))
+        depth = json_depth(payload, limits.max_json_depth)
+        if depth > limits.max_json_depth:
+            return [
+                self._reject(
+                    t_rx_ns,
+                    "too_deep",
+                    f"nesting deeper than limits.max_json_depth = {limits.max_json_depth}"
+                    f" ({len(payload)} bytes)",
+                )
+            ]
         try:
             msg = self._decoder.decode(payload)
+        except RecursionError:
+            # Only if the depth limit is set beyond what msgspec can parse.
+            return [self._reject(t_rx_ns, "too_deep", f"too deep to parse ({len(payload)} bytes)")]
         except msgspec.ValidationError as exc:
             # Another sensor's message on this topic is impersonation first, malformed second.
             claimed = _claimed_sensor(payload)
@@ -162,6 +192,8 @@ class RadarPlotsDecoder(_JsonDecoder):
     schema = _RadarMsg
 
     def _convert(self, msg: _RadarMsg, t_ns: int, t_rx_ns: int) -> list[Record]:
+        if len(msg.plots) > self.limits.max_plots_per_scan:
+            return self._over_limit(t_rx_ns, "max_plots_per_scan", "plots", len(msg.plots))
         out: list[Record] = []
         rows = []
         nan = math.nan
@@ -197,6 +229,9 @@ class RfDetectionsDecoder(_JsonDecoder):
     schema = _RfMsg
 
     def _convert(self, msg: _RfMsg, t_ns: int, t_rx_ns: int) -> list[Record]:
+        n = len(msg.detections)
+        if n > self.limits.max_detections_per_message:
+            return self._over_limit(t_rx_ns, "max_detections_per_message", "detections", n)
         out: list[Record] = []
         dets = []
         for i, d in enumerate(msg.detections):
@@ -240,12 +275,14 @@ class RfSpectrumDecoder(_JsonDecoder):
     schema = _SpectrumMsg
 
     def _convert(self, msg: _SpectrumMsg, t_ns: int, t_rx_ns: int) -> list[Record]:
+        if len(msg.power_dbm) > self.limits.max_bins_per_sweep:
+            return self._over_limit(t_rx_ns, "max_bins_per_sweep", "bins", len(msg.power_dbm))
         power = np.asarray(msg.power_dbm, dtype=np.float64)
         if not (
             _finite(msg.f_start_hz, msg.bin_hz)
             and msg.f_start_hz > 0
             and msg.bin_hz > 0
-            and 0 < power.size <= 1_000_000
+            and power.size > 0
             and np.isfinite(power).all()
             and np.abs(power).max() <= 300.0
         ):

@@ -83,6 +83,9 @@ class SiteConfig:
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     text: str = field(default="", compare=False)
     source: str = field(default="<config>", compare=False)
+    # [config] serial: raised with every signed change, so an older signed file
+    # copied back is refused as a rollback (fusion.cli.service).
+    serial: int = 0
 
     def sensor(self, sensor_id: str) -> Sensor | None:
         for s in self.sensors:
@@ -190,9 +193,19 @@ def parse_config(text: str, source: str = "<config>") -> SiteConfig:
             lat = DEFAULT_LATENESS_S
         engine = EngineSettings(lateness_s=float(lat))
 
+    serial = 0
+    config_raw = raw.get("config", {})
+    if not isinstance(config_raw, dict):
+        bad("config", "must be a table ([config])")
+    else:
+        serial = config_raw.get("serial", 0)
+        if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+            bad("config.serial", "must be an integer >= 0", "config")
+            serial = 0
+
     if problems:
         raise ConfigError(source, problems)
-    return SiteConfig(site, tuple(zones), tuple(sensors), engine, raw, text, source)
+    return SiteConfig(site, tuple(zones), tuple(sensors), engine, raw, text, source, serial=serial)
 
 
 def _parse_sensor(s: dict[str, Any], i: int, bad) -> Sensor | None:

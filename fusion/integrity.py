@@ -8,7 +8,10 @@ what a SOC must see:
   sensor's topic claims to be another sensor (``sensor_mismatch``). One is
   enough: a sensor's firmware does not get its own name wrong.
 - ``sensor_spoofing`` (medium), reason ``unknown_source``: messages on a topic
-  or port no configured sensor owns (``unknown_sensor``).
+  or port no configured sensor owns (``unknown_sensor``). The router counts
+  them all under the one source ``unknown``, so a flood of made-up topics is
+  one incident, not one per topic; ``details.examples`` names the first few
+  topics (and ``last_detail`` the latest).
 - ``sensor_spoofing`` (medium), reason ``replay``: repeated scan or frame
   numbers, frames out of sequence, or data times far behind or ahead
   (``duplicate``, ``out_of_order``, ``late``, ``future_timestamp``) at least
@@ -18,6 +21,14 @@ what a SOC must see:
   (``invalid``, ``invalid_plot``, ``invalid_detection``, ``bad_time``,
   ``wrong_board``, ``channel_mismatch``) at least ``invalid_threshold`` times
   within ``window_s``.
+- ``sensor_fault`` (medium), reason ``decoder_error``: input that made a
+  decoder raise (``internal_error``, ``decoder_error``: a parser bug, or input
+  crafted to find one) at least ``decoder_error_threshold`` times within
+  ``window_s``.
+- ``sensor_fault`` (medium), reason ``over_limit``: messages over the
+  ``[limits]`` (``over_limit``, ``too_deep``: oversized payloads, hostile
+  nesting, scans with absurd numbers of plots) at least
+  ``over_limit_threshold`` times within ``window_s``.
 
 Each incident updates at most every ``update_every_s`` with its counts, and
 closes after ``quiet_s`` without another such rejection.
@@ -47,28 +58,43 @@ CATEGORY = {
     "bad_time": "invalid_data",
     "wrong_board": "invalid_data",
     "channel_mismatch": "invalid_data",
+    "internal_error": "decoder_error",
+    "decoder_error": "decoder_error",
+    "over_limit": "over_limit",
+    "too_deep": "over_limit",
 }
 KIND = {
     "impersonation": "sensor_spoofing",
     "unknown_source": "sensor_spoofing",
     "replay": "sensor_spoofing",
     "invalid_data": "sensor_fault",
+    "decoder_error": "sensor_fault",
+    "over_limit": "sensor_fault",
 }
 SEVERITY = {
     "impersonation": "high",
     "unknown_source": "medium",
     "replay": "medium",
     "invalid_data": "medium",
+    "decoder_error": "medium",
+    "over_limit": "medium",
 }
 SUMMARY = {
     "impersonation": "Messages on {s}'s topic claim to come from another sensor",
     "unknown_source": "Messages from unknown source {s}",
     "replay": "Replayed or stale messages from {s}",
     "invalid_data": "Sensor {s} sends impossible values",
+    "decoder_error": "Input from {s} makes its decoder fail",
+    "over_limit": "Sensor {s} sends messages over the configured limits",
 }
+UNKNOWN = "unknown"  # the router's one source for topics and ports no sensor owns
+UNKNOWN_SUMMARY = "Messages on topics or ports no configured sensor owns"
+MAX_EXAMPLES = 10
 DEFAULTS = {
     "replay_threshold": 3,
     "invalid_threshold": 10,
+    "decoder_error_threshold": 3,
+    "over_limit_threshold": 3,
     "window_s": 60.0,
     "quiet_s": 120.0,
     "update_every_s": 30.0,
@@ -85,6 +111,7 @@ class _Incident:
     recent: deque = field(default_factory=deque)  # t_ns of recent rejections, within the window
     reasons: dict = field(default_factory=dict)
     last_detail: str = ""
+    examples: list = field(default_factory=list)  # the first few distinct details
 
 
 class InputIntegrity:
@@ -110,6 +137,8 @@ class InputIntegrity:
             "unknown_source": 1,
             "replay": int(cfg["replay_threshold"]),
             "invalid_data": int(cfg["invalid_threshold"]),
+            "decoder_error": int(cfg["decoder_error_threshold"]),
+            "over_limit": int(cfg["over_limit_threshold"]),
         }
         self.window_ns = int(cfg["window_s"] * NS)
         self.quiet_ns = int(cfg["quiet_s"] * NS)
@@ -132,6 +161,8 @@ class InputIntegrity:
         inc.last_ns = t
         inc.reasons[record.reason] = inc.reasons.get(record.reason, 0) + 1
         inc.last_detail = record.detail[:200]
+        if len(inc.examples) < MAX_EXAMPLES and inc.last_detail not in inc.examples:
+            inc.examples.append(inc.last_detail)
         if not inc.open:
             if len(inc.recent) < self.thresholds[category]:
                 return []
@@ -152,24 +183,27 @@ class InputIntegrity:
                 out.append(self._finding(key, inc, "closed"))
                 inc.total = 0
                 inc.reasons = {}
+                inc.examples = []
                 inc.recent.clear()
         return out
 
     def _finding(self, key: tuple[str, str], inc: _Incident, state: str) -> Finding:
         source, category = key
-        summary = (
-            SUMMARY[category].format(s=source)
-            + f": {inc.total} in {(inc.last_ns - inc.since_ns) / NS:.0f} s"
+        what = (
+            UNKNOWN_SUMMARY
+            if source == UNKNOWN and category == "unknown_source"
+            else SUMMARY[category].format(s=source)
         )
+        summary = what + f": {inc.total} in {(inc.last_ns - inc.since_ns) / NS:.0f} s"
         if state == "closed":
-            summary = SUMMARY[category].format(s=source) + f" stopped ({inc.total} in all)"
+            summary = what + f" stopped ({inc.total} in all)"
         return Finding(
             key=f"{source}:{category}",
             state=state,
             kind=KIND[category],
             severity=SEVERITY[category],
             confidence=0.95 if category == "impersonation" else min(0.5 + 0.05 * inc.total, 0.9),
-            sensors=(source,),
+            sensors=() if source == UNKNOWN else (source,),
             t_event_ns=inc.since_ns,
             summary=summary,
             details={
@@ -177,5 +211,6 @@ class InputIntegrity:
                 "rejections": inc.total,
                 "by_reason": dict(sorted(inc.reasons.items())),
                 "last_detail": inc.last_detail,
+                "examples": list(inc.examples),
             },
         )

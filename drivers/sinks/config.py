@@ -20,6 +20,7 @@ from drivers.sinks.mqtt import MqttSettings, MqttSink
 from drivers.sinks.outbox import Outbox, OutboxPolicy
 from drivers.sinks.syslog import FACILITIES, SyslogSettings, SyslogSink
 from drivers.sinks.webhook import SecretError, WebhookSettings, WebhookSink, load_secret
+from fusion.alerts import Alert
 from fusion.config import SiteConfig
 from fusion.incidents import Acknowledgement
 
@@ -358,8 +359,10 @@ def build_delivery(
     outbox_path: Path | None = None,
     on_ack: Callable[[Acknowledgement], None] | None = None,
     config: DeliveryConfig | None = None,
+    on_own_alert: Callable[[Alert], None] | None = None,
 ) -> DeliveryService:
-    """Opens the outbox and the configured sinks; the service is returned started."""
+    """Opens the outbox and the configured sinks; the service is returned started.
+    ``on_own_alert``: told of delivery's own alerts (delivery_backlog), e.g. an audit log."""
     cfg = config or parse_delivery(service, base)
     path = outbox_path or cfg.outbox_path
     outbox = Outbox(path, [s.name for s in cfg.sinks], cfg.policy)
@@ -381,6 +384,7 @@ def build_delivery(
         retry={s.name: s.retry for s in cfg.sinks},
         backlog_alert_s=cfg.backlog_alert_s,
         on_ack=on_ack,
+        on_own_alert=on_own_alert,
     )
     holder.append(service_)
     return service_.start()
@@ -406,6 +410,7 @@ class ConfiguredDelivery:
         replay: bool = False,
         on_ack: Callable[[Acknowledgement], None] | None = None,
         shutdown_drain_s: float = 5.0,
+        on_own_alert: Callable[[Alert], None] | None = None,
     ):
         import tempfile
 
@@ -419,7 +424,12 @@ class ConfiguredDelivery:
         self.outbox_path = path
         self.drain_s = self.config.drain_timeout_s if replay else shutdown_drain_s
         self.delivery = build_delivery(
-            service, base, outbox_path=path, on_ack=on_ack, config=self.config
+            service,
+            base,
+            outbox_path=path,
+            on_ack=on_ack,
+            config=self.config,
+            on_own_alert=on_own_alert,
         )
         self.drained: bool | None = None
 

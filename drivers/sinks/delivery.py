@@ -19,7 +19,8 @@ or when the full outbox evicted alerts; it updates while the backlog lasts
 and closes when the sink has caught up. It is ``high`` when a high or critical
 alert is among the waiting ones or alerts were evicted, else ``medium``. It
 goes through the outbox to every sink like any alert, so the SOC hears of a
-broken path through the others. Its times are wall-clock times: it is about
+broken path through the others, and ``on_own_alert`` (the service's audit log)
+is told of it first, as the pipeline's alerts are recorded before any send. Its times are wall-clock times: it is about
 this process, not about the recorded data, and a replay's own alert output
 never contains it.
 """
@@ -149,6 +150,7 @@ class DeliveryService:
         backlog_alert_s: float = 30.0,
         on_ack: Callable[[Acknowledgement], None] | None = None,
         monitor_s: float | None = 1.0,
+        on_own_alert: Callable[[Alert], None] | None = None,
     ):
         if tuple(s.name for s in sinks) != outbox.sinks:
             raise ValueError("the outbox must be opened for exactly these sinks, in order")
@@ -157,6 +159,9 @@ class DeliveryService:
         self.site_id = site_id
         self.backlog_alert_s = backlog_alert_s
         self.ack_listeners: list[Callable[[Acknowledgement], None]] = [on_ack] if on_ack else []
+        # Told of every alert this layer raises itself (delivery_backlog) before it is sent:
+        # the service records them in its audit log, as it does the pipeline's alerts.
+        self.on_own_alert = on_own_alert
         self._stop = threading.Event()
         retry = retry or {}
         self._workers = [_Worker(self, s, retry.get(s.name, RetryPolicy())) for s in sinks]
@@ -270,10 +275,19 @@ class DeliveryService:
                 for alert in self._book.apply("delivery", f, now):
                     if alert.state == "open":
                         log.error("%s", alert.summary)
+                    self._own(alert)
                     self.send(alert)
                     sent.append(alert)
         self._evictions_seen = evictions
         return sent
+
+    def _own(self, alert: Alert) -> None:
+        if self.on_own_alert is None:
+            return
+        try:
+            self.on_own_alert(alert)
+        except Exception:  # the alert still goes out; the failure is the log's problem
+            log.exception("recording %s %s (own alert) failed", alert.kind, alert.alert_id)
 
     def _finding(self, sink: str, state: str, b, age_s: float, evictions, now: int) -> Finding:
         ev = evictions.get(sink, {})

@@ -143,7 +143,26 @@ def _parser() -> argparse.ArgumentParser:
     cv.add_argument("config", type=Path)
     cv.add_argument("--keyring", type=Path, required=True)
     cv.add_argument("--min", type=int, default=2)
+    cv.add_argument(
+        "--state",
+        type=Path,
+        metavar="DIR",
+        help="the service's state directory: count only the keys it trusts (its pin, "
+        "endorsements) and check [config] serial against its last accepted configuration",
+    )
     cv.set_defaults(func=_cmd_config_verify)
+
+    kr = sub.add_parser("keyring", help="endorse keys, show which keys the service trusts")
+    krsub = kr.add_subparsers(dest="keyring_command", required=True, metavar="ACTION")
+    ke = krsub.add_parser("endorse", help="add KEY's endorsement of PUBFILE to PUBFILE.sig")
+    ke.add_argument("pubfile", type=Path)
+    ke.add_argument("--key", type=Path, required=True)
+    ke.set_defaults(func=_cmd_keyring_endorse)
+    ks = krsub.add_parser("status", help="list keys: trusted (pinned/endorsed) or ignored and why")
+    ks.add_argument("--keyring", type=Path, required=True)
+    ks.add_argument("--state", type=Path, metavar="DIR", help="apply the service's pin")
+    ks.add_argument("--min", type=int, default=2, help="endorsements a new key needs")
+    ks.set_defaults(func=_cmd_keyring_status)
 
     au = sub.add_parser("audit", help="check the hash-chained audit log")
     ausub = au.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
@@ -156,6 +175,34 @@ def _parser() -> argparse.ArgumentParser:
         "--head", help="SEQ:HASH last published to the SOC: the log must still reach it"
     )
     av.set_defaults(func=_cmd_audit_verify)
+    aw = ausub.add_parser(
+        "watch",
+        help="SOC side: follow published audit heads; report missing, repeated, rewound or "
+        "rewritten ones (one JSON line each)",
+    )
+    aw.add_argument("--mqtt", metavar="HOST:PORT", help="subscribe to the alerts on this broker")
+    aw.add_argument(
+        "--topic", default="rampart/+/alerts", help="with --mqtt (default rampart/+/alerts)"
+    )
+    aw.add_argument("--tls", action="store_true", help="with --mqtt: TLS (--ca-file ...)")
+    aw.add_argument("--ca-file", type=Path)
+    aw.add_argument("--cert-file", type=Path)
+    aw.add_argument("--key-file", type=Path)
+    aw.add_argument(
+        "--input",
+        metavar="FILE",
+        help="JSON alert lines or syslog lines carrying CEF (e.g. rsyslog's file); - for stdin",
+    )
+    aw.add_argument("--follow", action="store_true", help="with --input: keep reading (tail -f)")
+    aw.add_argument("--state", type=Path, help="JSON file keeping what was seen across restarts")
+    aw.add_argument(
+        "--max-gap-s",
+        type=float,
+        default=30.0,
+        help="report a site whose heads stop for longer (default 30: 3 x head_every_s)",
+    )
+    aw.add_argument("--max-seconds", type=float, help="stop after this long (tests, trials)")
+    aw.set_defaults(func=_cmd_audit_watch)
 
     for name, issue in NOT_YET.items():
         np_ = sub.add_parser(name, help=f"(not in this release: issue #{issue})")
@@ -191,6 +238,15 @@ def _trust_args(p: argparse.ArgumentParser) -> None:
         help="distinct trusted signatures the configuration needs (default 2)",
     )
     p.add_argument(
+        "--trust-state",
+        type=Path,
+        default=Path("/var/lib/rampart"),
+        metavar="DIR",
+        help="where the pinned keys and the last accepted configuration are kept; "
+        "not taken from the configuration, so an edited [state] dir cannot reset them "
+        "(default /var/lib/rampart)",
+    )
+    p.add_argument(
         "--allow-unsigned",
         action="store_true",
         help="development only: accept an unsigned configuration",
@@ -211,7 +267,7 @@ def _trust_policy(args):
         )
     if args.min_signatures < 1:
         raise UsageError(f"--min-signatures must be at least 1, not {args.min_signatures}")
-    return TrustPolicy(args.keyring, args.min_signatures)
+    return TrustPolicy(args.keyring, args.min_signatures, state_dir=args.trust_state)
 
 
 def _service(args, record_dir: Path | None, process: bool):
@@ -222,9 +278,18 @@ def _service(args, record_dir: Path | None, process: bool):
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonLogFormatter())
         logging.getLogger().setLevel(logging.INFO)
-    service_cfg = _load_site(args.config)
-    sinks = _build_sinks(service_cfg, args.config.parent) if process else []
+    if not args.config.is_file():
+        raise UsageError(f"{args.config}: cannot read: no such file")
     trust = _trust_policy(args) if process else None
+    if trust is None:
+        service_cfg = _load_site(args.config)
+        sinks = _build_sinks(service_cfg, args.config.parent) if process else []
+    else:
+        # Built from the configuration the service accepts (the file may be refused and
+        # the last accepted one run instead): an unsigned file never chooses the sinks.
+        def sinks(site):
+            return _build_sinks(site, args.config.parent)
+
     try:
         service = Service(
             args.config, sinks=sinks, record_dir=record_dir, process=process, trust=trust
@@ -232,10 +297,17 @@ def _service(args, record_dir: Path | None, process: bool):
     except ConfigError as exc:
         for problem in exc.problems:
             logging.getLogger("rampart").error("%s: %s", exc.source, problem)
-        print(f"rampart: {exc.source}: configuration refused; not starting", file=sys.stderr)
+        why = exc.problems[-1] if exc.problems else "invalid"
+        print(f"rampart: {exc.source}: configuration refused; not starting: {why}", file=sys.stderr)
         return 1
+    except UsageError:
+        raise
     except (OSError, ValueError) as exc:
         raise UsageError(f"{args.config}: cannot start: {exc}") from exc
+    except Exception as exc:  # one line, not a traceback (which goes to the debug log)
+        logging.getLogger("rampart").debug("start-up failed", exc_info=True)
+        print(f"rampart: {args.config}: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     service.install_signal_handlers()
     return service.run(max_seconds=args.max_seconds)
 
@@ -270,29 +342,108 @@ def _cmd_config_sign(args) -> int:
         kid = sign(args.config, args.key)
     except TrustError as exc:
         raise UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise UsageError(f"{exc.filename or args.config}: {exc.strerror or exc}") from exc
     print(f"signed {args.config} with key {kid} -> {sig_path(args.config)}")
     return 0
 
 
-def _cmd_config_verify(args) -> int:
-    from drivers.config_trust import TrustError, load_keyring, verify
+def _keyring_view(args):
+    """The keyring as ``--keyring`` and ``--state`` give it (exit 2 when unreadable)."""
+    from drivers.keyring import load_view, pin_path
 
-    if not args.config.is_file():
-        raise UsageError(f"{args.config}: no such file")
     if args.min < 1:
         raise UsageError(f"--min must be at least 1, not {args.min}")
+    if not args.keyring.is_dir():
+        raise UsageError(f"{args.keyring}: no such keyring directory")
+    if args.state is not None and not args.state.is_dir():
+        raise UsageError(f"{args.state}: no such state directory")
+    view = load_view(args.keyring, args.state, args.min)
+    if args.state is None:
+        note = "no --state: every valid key in the keyring counts (the service counts only keys it has pinned or that are endorsed)"
+    elif view.first_pin:
+        note = f"no pin {pin_path(args.state)} yet: every valid key counts, as at the service's first start"
+    else:
+        note = ""
+    return view, note
+
+
+def _cmd_config_verify(args) -> int:
+    from drivers.config_trust import read_signed, verify_bytes
+
+    view, note = _keyring_view(args)
     try:
-        verdict = verify(args.config, load_keyring(args.keyring), args.min)
-    except TrustError as exc:
-        raise UsageError(str(exc)) from exc
-    for problem in verdict.problems:
+        data, sig = read_signed(args.config)
+    except OSError as exc:
+        raise UsageError(f"{exc.filename or args.config}: {exc.strerror or exc}") from exc
+    verdict = verify_bytes(data, sig, view.trusted, args.min, source=str(args.config))
+    if note:
+        print(f"{args.keyring}: note: {note}")
+    for ignored in view.ignored:
+        print(f"{args.keyring}: ignored {ignored.path}: {ignored.reason}")
+    problems = list(verdict.problems)
+    if args.state is not None:
+        problems.extend(_rollback_problems(data, args.state))
+    for problem in problems:
         print(f"{args.config}: {problem}")
-    if verdict.ok:
+    if verdict.ok and len(problems) == len(verdict.problems):
         print(
             f"{args.config}: ok, signed by {len(verdict.valid_keys)} trusted keys ({', '.join(verdict.valid_keys)}); sha256 {verdict.sha256}"
         )
         return 0
     return 1
+
+
+def _rollback_problems(data: bytes, state: Path) -> list[str]:
+    """What the service would say about ``[config] serial`` against its last accepted file."""
+    import tomllib
+
+    try:
+        last = (state / "last-accepted.toml").read_bytes()
+    except OSError:
+        return []
+    if last == data:
+        return []
+
+    def serial(b: bytes):
+        try:
+            value = tomllib.loads(b.decode("utf-8")).get("config", {}).get("serial", 0)
+        except (AttributeError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    new, old = serial(data), serial(last)
+    if new is None or old is None or new > old:
+        return []
+    return [f"config.serial {new} is not above the last accepted serial {old} (rollback)"]
+
+
+def _cmd_keyring_endorse(args) -> int:
+    from drivers.config_trust import TrustError
+    from drivers.keyring import endorse
+
+    if not args.pubfile.is_file():
+        raise UsageError(f"{args.pubfile}: no such file")
+    try:
+        kid = endorse(args.pubfile, args.key)
+    except TrustError as exc:
+        raise UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise UsageError(f"{exc.filename or args.pubfile}: {exc.strerror or exc}") from exc
+    print(f"endorsed {args.pubfile} with key {kid} -> {args.pubfile}.sig")
+    return 0
+
+
+def _cmd_keyring_status(args) -> int:
+    from drivers.keyring import describe
+
+    view, note = _keyring_view(args)
+    if note:
+        print(f"note: {note}")
+    for line in describe(view):
+        print(line)
+    print(f"{len(view.trusted)} trusted, {len(view.ignored)} ignored")
+    return 0
 
 
 def _cmd_audit_verify(args) -> int:
@@ -315,15 +466,138 @@ def _cmd_audit_verify(args) -> int:
         if not seq.isdigit() or len(digest) != 64:
             raise UsageError(f"--head must be SEQ:HASH (64 hex digits), not {args.head!r}")
         head = (int(seq), digest)
-    result = verify_file(path, head)
+    try:
+        result = verify_file(path, head)
+    except OSError as exc:
+        raise UsageError(f"{path}: unreadable: {exc.strerror or exc}") from exc
     if result.ok:
-        print(f"{path}: intact, {result.records} records, head {result.records}:{result.head}")
-        return 0
-    print(f"{path}: {result.problem}; the {result.records} records before it are intact")
-    return 1
+        print(f"{path}: intact, {result.records} records, head {result.last_seq}:{result.head}")
+    else:
+        print(f"{path}: {result.problem}; the {result.records} records before it are intact")
+    # What a reader should know besides: where the file begins, sealed tails, files moved aside.
+    if result.first_seq > 1 or result.start:
+        print(f"  begins at record {result.first_seq}: {result.start}")
+    for note in result.notes:
+        print(f"  {note}")
+    for other in sorted(path.parent.glob(f"{path.name}.damaged-*")) + sorted(
+        path.parent.glob(f"{path.name}.tampered-*")
+    ):
+        print(f"  moved aside earlier: {other} (verify it on its own)")
+    return 0 if result.ok else 1
+
+
+def _cmd_audit_watch(args) -> int:
+    import queue
+    import signal
+    import threading
+    import time
+
+    from drivers.audit_watch import (
+        AuditWatch,
+        MqttInput,
+        StateFile,
+        follow_file,
+        mqtt_lines,
+        run_watch,
+    )
+
+    log = logging.getLogger("rampart.audit_watch")
+    if (args.mqtt is None) == (args.input is None):
+        raise UsageError("audit watch needs exactly one of --mqtt HOST:PORT or --input FILE")
+    if not args.max_gap_s > 0:
+        raise UsageError(f"--max-gap-s must be > 0, not {args.max_gap_s}")
+    state = StateFile(args.state)
+    try:
+        saved = state.load()
+        watch = AuditWatch(args.max_gap_s, saved, started=time.time())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{args.state}: unreadable watch state: {exc}") from exc
+    lines: queue.Queue = queue.Queue(maxsize=10000)
+    done = threading.Event()
+    stop = threading.Event()
+    found = 0
+
+    def emit(problem) -> None:
+        nonlocal found
+        found += 1
+        print(json.dumps(problem.as_json(), sort_keys=True), flush=True)
+        log.error("%s: %s", problem.kind, problem.summary)
+
+    client = None
+    reader = None
+    if args.mqtt is not None:
+        host, _, port = args.mqtt.rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(f"--mqtt must be HOST:PORT, not {args.mqtt!r}")
+        for f in (args.ca_file, args.cert_file, args.key_file):
+            if f is not None and not f.is_file():
+                raise UsageError(f"{f}: no such file")
+        spec = MqttInput(
+            host, int(port), args.topic, args.tls, args.ca_file, args.cert_file, args.key_file
+        )
+        client = mqtt_lines(
+            spec,
+            lines,
+            lambda: print(
+                f"rampart audit watch: subscribed to {spec.topic} on {spec.host}:{spec.port}",
+                file=sys.stderr,
+                flush=True,
+            ),
+        )
+    else:
+        if args.input == "-":
+            stream, name = sys.stdin.buffer, "<stdin>"
+        else:
+            try:
+                stream, name = open(args.input, "rb"), args.input  # noqa: SIM115
+            except OSError as exc:
+                raise UsageError(f"{args.input}: {exc.strerror or exc}") from exc
+
+        def pump() -> None:
+            try:
+                for item in follow_file(stream, name, args.follow, stop):
+                    while not stop.is_set():
+                        try:
+                            lines.put(item, timeout=0.5)
+                            break
+                        except queue.Full:
+                            continue
+            finally:
+                done.set()
+
+        reader = threading.Thread(target=pump, name="audit-watch-input", daemon=True)
+        reader.start()
+    signal.signal(signal.SIGTERM, lambda *_: (stop.set(), done.set()))  # ends, state saved
+    try:
+        counts = run_watch(
+            watch,
+            lines,
+            done,
+            emit,
+            state,
+            max_seconds=args.max_seconds,
+            event_time=args.input is not None and not args.follow,
+        )
+    finally:
+        stop.set()
+        if client is not None:
+            client.loop_stop()
+            client.disconnect()
+        if reader is not None:
+            reader.join(timeout=2.0)
+    log.warning(
+        "audit watch: %d lines, %d heads from %d sites, %d rejected, %d problems",
+        counts["lines"],
+        counts["heads"],
+        len(watch.sites),
+        counts["rejected"],
+        found,
+    )
+    return 1 if found else 0
 
 
 def _cmd_check_config(args) -> int:
+    from drivers.limits import Limits
     from drivers.sinks.base import SinkConfigError
     from drivers.sinks.config import parse_delivery
     from fusion.config import ConfigError, load_config
@@ -336,9 +610,9 @@ def _cmd_check_config(args) -> int:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}")
         return 1
-    # The sections the site format leaves to Rampart: detectors, incidents, sinks.
+    # The sections the site format leaves to Rampart: detectors, incidents, limits, sinks.
     problems: list[str] = []
-    for check in (build_detectors, IncidentSettings.from_site):
+    for check in (build_detectors, IncidentSettings.from_site, Limits.from_site):
         try:
             check(cfg)
         except ConfigError as exc:
@@ -371,19 +645,36 @@ def _cmd_replay(args) -> int:
     except ConfigError as exc:
         raise UsageError(f"{exc.source}: " + "; ".join(exc.problems)) from exc
     sinks = []
+    heads = None  # --deliver: the audit log's head goes out at the start and the end
     if args.config is not None:
         service = _load_site(args.config)
         site = _apply_service_settings(site, service)
         if args.deliver:
-            from drivers.audit_log import AuditLog, AuditSink
+            from drivers.audit_log import AuditLog, AuditSink, HeadTracker
 
             state = Path(service.section("state").get("dir", "/var/lib/rampart"))
             state = state if state.is_absolute() else args.config.parent / state
             try:
-                sinks.append(AuditSink(AuditLog(state / "audit.log")))
-            except (OSError, ValueError) as exc:
+                audit = AuditLog(state / "audit.log")
+            except OSError as exc:
                 raise UsageError(f"{state / 'audit.log'}: {exc}") from exc
+            if audit.opened_with is not None:
+                print(f"rampart: warning: {audit.opened_with}", file=sys.stderr)
+            audit_sink = AuditSink(audit)
+            sinks.append(audit_sink)
             sinks.extend(_build_sinks(service, args.config.parent, replay=True))
+            for sink in sinks[1:]:  # delivery's own alerts are audited too
+                sink.delivery.on_own_alert = audit_sink.send
+            heads = (HeadTracker(audit), service.site.id, list(sinks))
+
+            def send_head(state: str) -> None:
+                tracker, site_id, to = heads
+                alert = tracker.alert(site_id, state)
+                for sink in to:  # the log and the SOC; not --alerts-out (the replay's own)
+                    sink.send(alert)
+                tracker.published()
+
+            send_head("open")
     elif args.deliver:
         raise UsageError("--deliver needs --config (the sinks come from the service configuration)")
     if args.alerts_out:
@@ -400,6 +691,8 @@ def _cmd_replay(args) -> int:
         keep_activity=args.report is not None,
         on_alert=on_alert,
     )
+    if heads is not None:
+        send_head("closed")
     for sink in sinks:
         sink.close()
     if args.tracks_out:

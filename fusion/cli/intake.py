@@ -7,6 +7,13 @@ sources round-robin, so one sensor flooding at ten times its rate fills (and
 overflows) only its own queue: the others keep flowing. An overflowing queue
 drops its oldest message and counts it under the source, because for a live
 picture the newest data matters most.
+
+Sources are sensor ids (the MQTT thread resolves a topic to its sensor), or
+``unknown`` for topics no sensor owns, so queues and their metric series stay
+as many as the sensors. Each queue is bounded in messages and in payload
+bytes (``max_bytes``, ``[limits] max_queue_bytes``); a payload over
+``[limits] max_payload_bytes`` is never queued at all: the receiving thread
+puts a marker holding only its size, and the engine thread rejects it.
 """
 
 from __future__ import annotations
@@ -22,13 +29,16 @@ class Received:
     transport: str
     channel: str
     payload: bytes
+    size: int | None = None  # the length on the wire, when the payload was dropped as oversized
 
 
 class Intake:
-    def __init__(self, per_source: int = 2000, max_sources: int = 256):
+    def __init__(self, per_source: int = 2000, max_sources: int = 256, max_bytes: int = 64 << 20):
         self.per_source = per_source
         self.max_sources = max_sources
+        self.max_bytes = max_bytes  # payload bytes waiting per source
         self._queues: OrderedDict[str, deque[Received]] = OrderedDict()
+        self._bytes: Counter[str] = Counter()
         self._cond = threading.Condition()
         self.dropped: Counter[str] = Counter()
         self.received: Counter[str] = Counter()
@@ -45,11 +55,13 @@ class Intake:
                     q = self._queues.get(source)
                 if q is None:
                     q = self._queues[source] = deque()
-            if len(q) >= self.per_source:
-                q.popleft()
+            n = len(item.payload)
+            while q and (len(q) >= self.per_source or self._bytes[source] + n > self.max_bytes):
+                self._bytes[source] -= len(q.popleft().payload)
                 self.dropped[source] += 1
                 self._size -= 1
             q.append(item)
+            self._bytes[source] += n
             self.received[source] += 1
             self._size += 1
             self._cond.notify()
@@ -61,9 +73,11 @@ class Intake:
                 self._cond.wait(timeout_s)
             out: list[Received] = []
             while self._size and len(out) < max_items:
-                for q in self._queues.values():
+                for source, q in self._queues.items():
                     if q:
-                        out.append(q.popleft())
+                        item = q.popleft()
+                        out.append(item)
+                        self._bytes[source] -= len(item.payload)
                         self._size -= 1
                         if len(out) >= max_items:
                             break

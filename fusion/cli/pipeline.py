@@ -8,6 +8,7 @@ recording (replay) or a live connection (service), so both see the same path.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections import Counter
@@ -25,6 +26,8 @@ from fusion.engine import Engine
 from fusion.incidents import IncidentBook
 from fusion.records import Record, Rejected
 from fusion.rejects import RejectLedger
+
+FINISH_ATTEMPTS = 100
 
 
 @dataclass
@@ -97,28 +100,71 @@ class Pipeline:
         for alert in out if isinstance(out, list) else [out] if out is not None else []:
             self._emit(alert)
 
-    def receive(self, t_rx_ns: int, transport: str, channel: str, payload: bytes) -> None:
-        """One received message: decode, hand its records to the engine, advance the clock."""
+    def receive(
+        self, t_rx_ns: int, transport: str, channel: str, payload: bytes, size: int | None = None
+    ) -> None:
+        """One received message: decode, hand its records to the engine, advance the clock.
+
+        Never raises because of a message: the router guards the decoders, and an
+        exception in the engine or a detector while handling this message's records
+        is logged with its traceback and counted (``internal_error`` under the
+        record's sensor, or ``engine`` for the clock step); the next message goes on.
+        ``size``: the payload's length on the wire when the service's intake has
+        already dropped its bytes for being over ``[limits] max_payload_bytes``.
+        """
         self.messages += 1
-        self.bytes += len(payload)
+        self.bytes += len(payload) if size is None else size
         t0 = time.perf_counter()
-        records = self.router.decode(t_rx_ns, transport, channel, payload)
+        try:
+            records = self.router.decode(t_rx_ns, transport, channel, payload, size)
+        except Exception as exc:  # the router itself (its guards are around the decoders)
+            records = []
+            self.internal_error(
+                self.router.source_of(transport, channel), f"routing {channel!r}", exc, t_rx_ns
+            )
         t1 = time.perf_counter()
-        engine = self.engine
         for rec in records:
-            if isinstance(rec, Rejected):
-                self.ledger.reject(rec.sensor, rec.reason, rec.detail)
-            engine.push(rec)
-        engine.advance(t_rx_ns)
+            self._push(rec)
+        self.advance(t_rx_ns)
         t2 = time.perf_counter()
         self.decode_s += t1 - t0
         self.engine_s += t2 - t1
+
+    def _push(self, rec: Record) -> None:
+        if isinstance(rec, Rejected):
+            self.ledger.reject(rec.sensor, rec.reason, rec.detail)
+        try:
+            self.engine.push(rec)
+        except Exception as exc:
+            self.internal_error(rec.sensor, f"engine, {type(rec).__name__}", exc, rec.t_rx_ns)
+
+    def advance(self, now_ns: int) -> None:
+        """The engine's clock step (detector ticks, releases), guarded like ``receive``."""
+        try:
+            self.engine.advance(now_ns)
+        except Exception as exc:
+            self.internal_error("engine", "engine, clock step", exc, now_ns)
+
+    def internal_error(self, source: str, where: str, exc: Exception, t_rx_ns: int) -> None:
+        """An exception while handling input: counted and logged (traceback, rate-limited)
+        as ``internal_error`` under ``source``; integrity sees it as a rejection."""
+        detail = f"{where}: {type(exc).__name__}: {str(exc)[:200]}"
+        self.ledger.reject(source, "internal_error", detail, exc=exc)
+        if source == "engine":
+            return  # not a sensor's input: nothing for integrity to judge
+        # If the engine is what failed, this may fail too: the count and log line stand.
+        with contextlib.suppress(Exception):
+            self.engine.push(Rejected(source, t_rx_ns, t_rx_ns, "internal_error", detail))
 
     def finish(self) -> None:
         """End of input: flush the decoders' unfinished frames, then drain the engine."""
         if self.engine.clock_ns is not None:
             for rec in self.router.flush(self.engine.clock_ns):
-                if isinstance(rec, Rejected):
-                    self.ledger.reject(rec.sensor, rec.reason, rec.detail)
-                self.engine.push(rec)
-        self.engine.finish()
+                self._push(rec)
+        # A detector raising mid-drain leaves the rest waiting: go on draining (bounded).
+        for _ in range(FINISH_ATTEMPTS):
+            try:
+                self.engine.finish()
+                break
+            except Exception as exc:
+                self.internal_error("engine", "engine, finish", exc, self.engine.clock_ns or 0)

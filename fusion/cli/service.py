@@ -25,15 +25,19 @@ import signal
 import socket
 import threading
 import time
+import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from drivers.audit_log import AuditLog, AuditSink
-from drivers.config_trust import load_keyring
-from drivers.config_trust import verify as verify_config
+from drivers.audit_log import DEFAULT_HEAD_EVERY_S, AuditLog, AuditSink, HeadTracker
+from drivers.audit_log import head_every_s as audit_head_every_s
+from drivers.config_trust import Verdict, atomic_write, config_sha256, read_signed, verify_bytes
+from drivers.keyring import KeyringView, load_view, write_pin
+from drivers.limits import Limits
 from drivers.mqtt_source import MqttSettings, MqttSource
 from drivers.recording import RecordingWriter
 from drivers.serial_link import SerialLink
@@ -42,7 +46,7 @@ from drivers.ublox_config import configure as configure_receiver
 from fusion.alerts import Alert
 from fusion.cli.intake import Intake, Received
 from fusion.cli.pipeline import Pipeline
-from fusion.config import ConfigError, SiteConfig, load_config
+from fusion.config import ConfigError, SiteConfig, parse_config
 from fusion.detector import Finding
 
 log = logging.getLogger("rampart.service")
@@ -50,6 +54,7 @@ log = logging.getLogger("rampart.service")
 NS = 1_000_000_000
 HEALTH_STALL_S = 10.0  # the engine loop must turn at least this often to be healthy
 DEFAULT_BAUD = {"gnss": 9600, "power": 921600}  # when a serial sensor names none
+DEFAULT_STATE_DIR = "/var/lib/rampart"
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -82,17 +87,59 @@ def sd_notify(message: str) -> bool:
 
 @dataclass(frozen=True)
 class TrustPolicy:
-    """What a configuration must carry: signatures by ``min_signatures`` keys of ``keyring``."""
+    """What a configuration must carry: signatures by ``min_signatures`` distinct keys that
+    the keyring trusts (``drivers.keyring``: pinned, or endorsed by that many trusted keys).
+
+    ``state_dir``: where the pin (``trusted-keys.json``) and the last accepted
+    configuration live; None: the ``[state] dir`` the configuration names at start.
+    Fixed at start: a reload never moves it."""
 
     keyring: Path
     min_signatures: int = 2
+    state_dir: Path | None = None
 
-    def check(self, path: Path):
-        return verify_config(path, load_keyring(self.keyring), self.min_signatures)
+    def view(self, state_dir: Path) -> KeyringView:
+        return load_view(self.keyring, state_dir, self.min_signatures)
+
+    def check(self, data: bytes, sig: bytes | None, trusted: dict, source: str) -> Verdict:
+        return verify_bytes(data, sig, trusted, self.min_signatures, source)
 
 
-def _refusal(path: Path, verdict) -> Finding:
-    why = verdict.problems[-1] if verdict.problems else "not signed"
+class ConfigRefused(ConfigError):
+    """A configuration the service will not run; what its alert and audit record say.
+
+    ``reason``: unreadable | signatures | invalid | rollback | internal_error."""
+
+    def __init__(
+        self,
+        source: str,
+        problems,
+        reason: str,
+        sha256: str = "",
+        valid_keys: tuple[str, ...] = (),
+    ):
+        super().__init__(source, list(problems) or ["refused"])
+        self.reason = reason
+        self.sha256 = sha256
+        self.valid_keys = tuple(valid_keys)
+
+    def details(self) -> dict:
+        return {
+            "path": self.source,
+            "reason": self.reason,
+            "sha256": self.sha256,
+            "problems": list(self.problems),
+            "valid_signers": list(self.valid_keys),
+        }
+
+
+def _refusal(refused: ConfigRefused, fallback: Path | None = None) -> Finding:
+    why = refused.problems[-1]
+    details = refused.details()
+    summary = f"Configuration {refused.source} refused: {why}"
+    if fallback is not None:
+        details["running"] = str(fallback)
+        summary += "; running the last accepted configuration"
     return Finding(
         "config",
         "update",
@@ -101,14 +148,38 @@ def _refusal(path: Path, verdict) -> Finding:
         1.0,
         (),
         time.time_ns(),
-        f"Configuration {path} refused: {why}",
-        {
-            "path": str(path),
-            "sha256": verdict.sha256,
-            "problems": list(verdict.problems),
-            "valid_signers": list(verdict.valid_keys),
-        },
+        summary,
+        details,
     )
+
+
+def _state_dir_of(data: bytes | None, config_path: Path) -> Path:
+    """The ``[state] dir`` a configuration's bytes name, read leniently: the file is not
+    trusted yet, this only says where the pin and the last accepted configuration are."""
+    state = DEFAULT_STATE_DIR
+    try:
+        value = tomllib.loads(data.decode("utf-8")).get("state", {}).get("dir")  # type: ignore[union-attr]
+        if isinstance(value, str) and value:
+            state = value
+    except (AttributeError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        pass
+    path = Path(state)
+    return path if path.is_absolute() else config_path.parent / path
+
+
+def _serial_of(data: bytes) -> int | None:
+    """``[config] serial`` of kept bytes (0 when absent); None when they do not parse."""
+    try:
+        serial = tomllib.loads(data.decode("utf-8")).get("config", {}).get("serial", 0)
+    except (AttributeError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return serial if isinstance(serial, int) and not isinstance(serial, bool) else None
+
+
+def _validate(site: SiteConfig) -> None:
+    """Everything building the pipeline checks (detector, incident, limit settings), so a
+    configuration is refused before it is kept, not when the swap is half done."""
+    Pipeline(site, lambda _alert: None, keep_history=False)
 
 
 class _Snapshot:
@@ -123,7 +194,7 @@ class Service:
     def __init__(
         self,
         config_path: Path,
-        sinks: list | None = None,
+        sinks: list | Callable[[SiteConfig], list] | None = None,
         record_dir: Path | None = None,
         process: bool = True,
         trust: TrustPolicy | None = None,
@@ -136,15 +207,23 @@ class Service:
         self.trust = trust
         self._accepted = None
         self._pending_findings: list[Finding] = []
+        self._pending_audit: list[tuple[str, int, dict]] = []
+        self._trust_dir: Path | None = None  # pin and last accepted configuration; set at start
+        self._accepted_bytes: bytes | None = None
+        self._accepted_serial = -1
+        self._keyring_seen: frozenset = frozenset()  # ignored entries already alerted
         self.site = self._load_trusted(self.config_path, at_start=True)
-        self.sinks = list(sinks or [])
+        # A callable builds the sinks of the configuration actually accepted (signed, or
+        # the last accepted one), never of a file that was refused.
+        self.sinks = list((sinks(self.site) if callable(sinks) else sinks) or [])
         self.process = process
         self.recorder = (
             RecordingWriter(record_dir, self.site.text) if record_dir is not None else None
         )
         self.alerts_out = 0
         self.intake = Intake(
-            per_source=int(self.site.section("intake").get("queue_per_source", 2000))
+            per_source=int(self.site.section("intake").get("queue_per_source", 2000)),
+            max_bytes=Limits.from_site(self.site).max_queue_bytes,
         )
         self.pipeline = self._build_pipeline(self.site)
         self.stop_event = threading.Event()
@@ -159,12 +238,48 @@ class Service:
                 self.site.section("mqtt"), self.config_path.parent, f"rampart-{self.site.site.id}"
             )
             self.mqtt = MqttSource(settings, self.pipeline.router.subscriptions(), self._on_mqtt)
-        self.state_dir = self._last_good_path(self.site).parent
+        # The accepted configuration's [state] dir: outbox and audit log (contract §5).
+        # The pin and the last accepted configuration may live elsewhere (--trust-state).
+        self.state_dir = self._site_state_dir(self.site)
+        # The audit log never stops the start: a torn tail is sealed, a damaged file moved
+        # aside (drivers/audit_log.py), and what was found is alerted once running.
         self.audit = AuditLog(self.state_dir / "audit.log") if process else None
         if self.audit is not None:
-            self.sinks.insert(0, AuditSink(self.audit))  # recorded before any send
-        self.head_every_s = float(self.site.section("audit").get("head_every_s", 300.0))
+            audit_sink = AuditSink(self.audit)
+            self.sinks.insert(0, audit_sink)  # recorded before any send
+            for sink in self.sinks:  # delivery's own alerts (delivery_backlog) are audited too
+                delivery = getattr(sink, "delivery", None)
+                if hasattr(delivery, "on_own_alert"):
+                    delivery.on_own_alert = audit_sink.send
+            if self.audit.opened_with is not None:
+                log.error("%s", self.audit.opened_with)
+                self._pending_findings.append(
+                    Finding(
+                        "audit-log",
+                        "update",
+                        "audit_log_damaged",
+                        "high",
+                        1.0,
+                        (),
+                        time.time_ns(),
+                        f"Audit log damaged: {self.audit.opened_with}",
+                        self.audit.open_details,
+                    )
+                )
+        try:
+            self.head_every_s = audit_head_every_s(self.site)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("%s: %s; using %g s", exc.source, problem, DEFAULT_HEAD_EVERY_S)
+            self.head_every_s = DEFAULT_HEAD_EVERY_S
+        if self.head_every_s == 0 and self.audit is not None:
+            log.warning(
+                "[audit] head_every_s = 0: audit heads are NOT published; nothing outside this "
+                "box can tell if its audit log is cut short or rewritten"
+            )
+        self.heads = HeadTracker(self.audit) if self.audit is not None else None
         self._last_head = 0.0
+        self._last_audit_check = 0.0
         self._audit_config("config_load", self.site)
         self.serial_links: dict[str, SerialLink] = {}
         if process or record_dir is not None:
@@ -203,51 +318,264 @@ class Service:
 
     # --- trust and audit ------------------------------------------------------------------
     def _load_trusted(self, path: Path, at_start: bool) -> SiteConfig:
-        """The configuration at ``path`` if it is valid and carries enough trusted signatures.
+        """The configuration at ``path``: read once as bytes (with its ``.sig``); those
+        bytes verified, parsed, validated and kept as the last accepted ones.
 
-        At start, a refused file falls back to the last configuration this box
-        accepted (kept in the state directory), and the refusal is alerted;
-        with no such fallback the service does not start.
+        Any failure (unreadable file, bad bytes, too few trusted signatures, bad
+        TOML or settings, a rollback of ``[config] serial``, an internal error)
+        raises ConfigRefused after it is logged, alerted (``config_refused``, via
+        ``_pending_findings``) and audited. At start, a refused file falls back to
+        the last accepted configuration if that still verifies under the same
+        keyring rules; with no such fallback the service does not start.
         """
-        site = load_config(path)  # ConfigError propagates: an invalid file is refused as such
-        if self.trust is None:
-            return site
-        verdict = self.trust.check(path)
-        if verdict.ok:
-            self._accepted = verdict
-            self._keep_last_good(path, site)
-            return site
-        self._pending_findings.append(_refusal(path, verdict))
-        for problem in verdict.problems:
-            log.error("configuration refused: %s: %s", path, problem)
-        fallback = self._last_good_path(site)
-        if at_start and fallback.is_file() and self.trust.check(fallback).ok:
-            log.error("running the last accepted configuration %s instead", fallback)
-            self._accepted = self.trust.check(fallback)
-            return load_config(fallback)
-        raise ConfigError(str(path), [f"refused: {p}" for p in verdict.problems])
-
-    def _last_good_path(self, site: SiteConfig) -> Path:
-        state = Path(site.section("state").get("dir", "/var/lib/rampart"))
-        if not state.is_absolute():
-            state = self.config_path.parent / state
-        return state / "last-accepted.toml"
-
-    def _keep_last_good(self, path: Path, site: SiteConfig) -> None:
+        data: bytes | None = None
+        sig: bytes | None = None
+        read_problem = ""
         try:
-            dest = self._last_good_path(site)
+            data, sig = read_signed(path)
+        except OSError as exc:
+            read_problem = f"cannot read: {exc.strerror or exc}"
+        if at_start and self.trust is not None:
+            self._trust_dir = self.trust.state_dir or _state_dir_of(data, self.config_path)
+        try:
+            trusted = self._refresh_keyring() if self.trust is not None else {}
+            return self._accept(path, data, sig, trusted, read_problem)
+        except ConfigRefused as exc:
+            refused = exc
+        except Exception as exc:  # nothing while loading may stop the service
+            log.exception("configuration %s: internal error while loading it", path)
+            refused = ConfigRefused(
+                str(path),
+                [f"internal error: {type(exc).__name__}: {exc}"],
+                "internal_error",
+                config_sha256(data) if data is not None else "",
+            )
+            trusted = {}
+        what = "configuration refused" if at_start else "reload refused, keeping the running one"
+        for problem in refused.problems:
+            log.error("%s: %s: %s", what, path, problem)
+        fallback = self._fallback(trusted) if at_start and self.trust is not None else None
+        self._pending_findings.append(
+            _refusal(refused, self._last_good_path() if fallback is not None else None)
+        )
+        self._audit("config_refused", refused.details())
+        if fallback is None:
+            raise refused
+        log.error("running the last accepted configuration %s instead", self._last_good_path())
+        return fallback
+
+    def _accept(
+        self, path: Path, data: bytes | None, sig: bytes | None, trusted: dict, read_problem: str
+    ) -> SiteConfig:
+        if data is None:
+            raise ConfigRefused(str(path), [read_problem], "unreadable")
+        sha = config_sha256(data)
+        verdict = None
+        if self.trust is not None:
+            verdict = self.trust.check(data, sig, trusted, str(path))
+            if not verdict.ok:
+                raise ConfigRefused(
+                    str(path), verdict.problems, "signatures", sha, verdict.valid_keys
+                )
+        signers = verdict.valid_keys if verdict is not None else ()
+        site = self._parse(path, data, sha, signers)
+        if self.trust is not None:
+            last_bytes, last_serial = self._last_accepted()
+            known = data in (last_bytes, self._accepted_bytes)  # a restart, an unchanged SIGHUP
+            if not known and last_serial is not None and site.serial <= last_serial:
+                raise ConfigRefused(
+                    str(path),
+                    [
+                        f"config.serial {site.serial} is not above the last accepted serial "
+                        f"{last_serial} (an older configuration copied back is a rollback)"
+                    ],
+                    "rollback",
+                    sha,
+                    signers,
+                )
+            self._keep_last_good(data, sig)
+        self._accepted = verdict
+        self._accepted_bytes = data
+        self._accepted_serial = site.serial
+        return site
+
+    @staticmethod
+    def _parse(path: Path, data: bytes, sha: str, signers: tuple[str, ...]) -> SiteConfig:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigRefused(
+                str(path), [f"not UTF-8 text (byte {exc.start})"], "invalid", sha, signers
+            ) from exc
+        try:
+            site = parse_config(text, source=str(path))
+            _validate(site)
+        except (ConfigError, ValueError) as exc:
+            problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+            raise ConfigRefused(str(path), problems, "invalid", sha, signers) from exc
+        return site
+
+    def _fallback(self, trusted: dict) -> SiteConfig | None:
+        """The last accepted configuration, if it is still there and still verifies."""
+        path = self._last_good_path()
+        try:
+            data, sig = read_signed(path)
+        except OSError as exc:
+            log.error("no last accepted configuration to fall back to: %s: %s", path, exc)
+            return None
+        assert self.trust is not None
+        verdict = self.trust.check(data, sig, trusted, str(path))
+        if not verdict.ok:
+            for problem in verdict.problems:
+                log.error("last accepted configuration unusable: %s: %s", path, problem)
+            return None
+        try:
+            site = self._parse(path, data, verdict.sha256, verdict.valid_keys)
+        except ConfigRefused as exc:
+            for problem in exc.problems:
+                log.error("last accepted configuration unusable: %s: %s", path, problem)
+            return None
+        self._accepted = verdict
+        self._accepted_bytes = data
+        self._accepted_serial = site.serial
+        return site
+
+    def _last_accepted(self) -> tuple[bytes | None, int | None]:
+        """The kept bytes and the highest serial accepted so far (this run or before it)."""
+        data = None
+        try:
+            data = self._last_good_path().read_bytes()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("cannot read the last accepted configuration: %s", exc)
+        serials = [self._accepted_serial] if self._accepted_serial >= 0 else []
+        if data is not None:
+            serial = _serial_of(data)
+            if serial is None:
+                log.warning("%s: kept configuration does not parse", self._last_good_path())
+            else:
+                serials.append(serial)
+        return data, (max(serials) if serials else None)
+
+    def _refresh_keyring(self) -> dict:
+        """The keys that count now (pinned or endorsed); pins newly endorsed keys, drops
+        removed ones, and alerts what changed since the last load (``keyring_changed``)."""
+        assert self.trust is not None and self._trust_dir is not None
+        view = self.trust.view(self._trust_dir)
+        pin_problem = ""
+        if view.changed:
+            try:
+                write_pin(self._trust_dir, view.pin)
+            except OSError as exc:
+                pin_problem = f"cannot write the pin {self._trust_dir}: {exc}"
+                log.error("keyring: %s; the trusted keys hold for this run only", pin_problem)
+        details = {"keyring": str(self.trust.keyring), "pin": str(self._trust_dir)}
+        if view.first_pin:
+            ids = sorted(view.pin)
+            self._keyring_event(
+                "keyring",
+                # Expected once, when the site is commissioned; at any other time it means
+                # the trust state was reset, which the SOC must look at.
+                "high",
+                f"Keyring pinned: {len(ids)} keys trusted on first use from {self.trust.keyring}"
+                + (f" ({pin_problem})" if pin_problem else ""),
+                {**details, "keys": ids},
+            )
+        for kid, by in view.added:
+            self._keyring_event(
+                f"keyring:{kid}",
+                "medium",
+                f"Keyring: key {kid} added, endorsed by {', '.join(by)}",
+                {**details, "key_id": kid, "endorsed_by": list(by)},
+            )
+        for kid in view.removed:
+            self._keyring_event(
+                f"keyring:{kid}",
+                "medium",
+                f"Keyring: key {kid} removed (its file is gone); it no longer counts",
+                {**details, "key_id": kid},
+            )
+        seen = frozenset(
+            [(i.path, i.key_id, i.reason) for i in view.ignored]
+            + [("", "", p) for p in view.problems]
+        )
+        for path, kid, reason in sorted(seen - self._keyring_seen):
+            what = f"{path} (key {kid})" if kid else (path or str(self.trust.keyring))
+            self._keyring_event(
+                f"keyring:{kid or path or 'problem'}",
+                "high",
+                f"Keyring: {what} ignored: {reason}",
+                {**details, "file": path, "key_id": kid, "reason": reason},
+            )
+            log.error("keyring: %s ignored: %s", what, reason)
+        self._keyring_seen = seen
+        return view.trusted
+
+    def _keyring_event(self, key: str, severity: str, summary: str, details: dict) -> None:
+        log.warning("%s", summary)
+        now = time.time_ns()
+        finding = Finding(
+            key, "update", "keyring_changed", severity, 1.0, (), now, summary, details
+        )
+        self._pending_findings.append(finding)
+        self._audit("keyring_changed", {"summary": summary, **details})
+
+    def _last_good_path(self, site: SiteConfig | None = None) -> Path:
+        """``last-accepted.toml`` in the trust state directory (fixed at start), else in
+        ``site``'s ``[state] dir``."""
+        if self._trust_dir is not None:
+            return self._trust_dir / "last-accepted.toml"
+        return self._site_state_dir(site or self.site) / "last-accepted.toml"
+
+    def _site_state_dir(self, site: SiteConfig) -> Path:
+        state = Path(site.section("state").get("dir", DEFAULT_STATE_DIR))
+        return state if state.is_absolute() else self.config_path.parent / state
+
+    def _keep_last_good(self, data: bytes, sig: bytes | None) -> None:
+        """Keeps exactly the accepted bytes and their signatures. Each file is replaced
+        atomically; the ``.sig`` holds both versions' signatures while the pair changes,
+        so the kept pair verifies at every moment, even across a crash."""
+        dest = self._last_good_path()
+        dest_sig = Path(f"{dest}.sig")
+        sig = sig or b""
+        try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(Path(path).read_bytes())
-            Path(f"{dest}.sig").write_bytes(Path(f"{path}.sig").read_bytes())
+            try:
+                old_sig = dest_sig.read_bytes()
+            except FileNotFoundError:
+                old_sig = b""
+            try:
+                if dest.read_bytes() == data and old_sig == sig:
+                    return
+            except FileNotFoundError:
+                pass
+            if old_sig and not old_sig.endswith(b"\n"):
+                old_sig += b"\n"
+            atomic_write(dest_sig, old_sig + sig, mode=0o600)
+            atomic_write(dest, data, mode=0o600)
+            atomic_write(dest_sig, sig, mode=0o600)
         except OSError as exc:
             log.warning("could not keep a copy of the accepted configuration: %s", exc)
+
+    def _audit(self, rtype: str, data: dict) -> None:
+        """An audit record now, or once the log is open (it lives in the state directory
+        the configuration names, so it opens after the first load)."""
+        if not hasattr(self, "audit"):
+            self._pending_audit.append((rtype, time.time_ns(), data))
+        elif self.audit is not None:
+            self.audit.append(rtype, time.time_ns(), data)
 
     def _audit_config(self, rtype: str, site: SiteConfig) -> None:
         if self.audit is None:
             return
+        for pending_type, t_ns, pending in self._pending_audit:
+            self.audit.append(pending_type, t_ns, pending)
+        self._pending_audit.clear()
         data = {
             "path": str(self.config_path),
             "sha256": hashlib.sha256(site.text.encode("utf-8")).hexdigest(),
+            "serial": site.serial,
             "signers": list(self._accepted.valid_keys) if self._accepted else [],
         }
         self.audit.append(rtype, time.time_ns(), data)
@@ -259,16 +587,49 @@ class Service:
         finding = Finding(key, "update", kind, severity, 1.0, (), now, summary, details)
         self.pipeline.raise_finding("service", finding, now)
 
-    def _publish_head(self) -> None:
-        """The audit chain's head goes to the SOC, so history it has seen cannot be rewritten."""
-        if self.audit is not None:
-            self._service_finding(
-                "audit-head",
-                "audit_head",
-                "info",
-                f"Audit log head: record {self.audit.seq}",
-                {"seq": self.audit.seq, "hash": self.audit.head},
-            )
+    def _publish_head(self, final: bool = False) -> None:
+        """The audit chain's head goes to the SOC, so history it has seen cannot be rewritten.
+
+        ``seq``/``hash``: the head before this alert's own record; ``prev_*``: the head
+        published before (at a start, the last the log file records) and the hash the log
+        has at its seq now, so ``rampart audit watch`` can tell a rewrite. ``final``: the
+        shutdown's head, as the close of the audit-head incident (never held back)."""
+        if self.heads is None:
+            return
+        details = self.heads.details()
+        now = time.time_ns()
+        summary = f"Audit log head: record {details['seq']}"
+        state = "closed" if final else "update"
+        finding = Finding("audit-head", state, "audit_head", "info", 1.0, (), now, summary, details)
+        self.pipeline.raise_finding("service", finding, now)
+        self.heads.published()
+
+    def _audit_turn(self, now: float) -> None:
+        """Once a turn: the log file checked (at most once a second), a head published
+        after new records (not faster than the incident book would pass it) or when due."""
+        if self.audit is None:
+            return
+        if now - self._last_audit_check >= 1.0:
+            self._last_audit_check = now
+            problem = self.audit.check()
+            if problem is not None:
+                self._service_finding(
+                    "audit-log",
+                    "audit_log_tampered",
+                    "high",
+                    f"Audit log tampered with: {problem}; the chain goes on in a new file",
+                    {"path": str(self.audit.path), "problem": problem, "seq": self.audit.seq},
+                )
+        if self.head_every_s <= 0:
+            return
+        since = now - self._last_head
+        # Never faster than the incident book lets an update through ([incidents]
+        # update_interval_s): a held-back head would be superseded, never seen.
+        if since < self.pipeline.incidents.interval_ns / NS + 0.05:
+            return
+        if (self.heads is not None and self.heads.new_records()) or since >= self.head_every_s:
+            self._publish_head()
+            self._last_head = now
 
     def _flush_pending(self) -> None:
         for finding in self._pending_findings:
@@ -276,10 +637,20 @@ class Service:
         self._pending_findings.clear()
 
     def _on_mqtt(self, t_rx_ns: int, topic: str, payload: bytes) -> None:
-        self.intake.put(topic, Received(t_rx_ns, "mqtt", topic, payload))
+        # Queued per sensor (or "unknown"): made-up topics make no new queues or series.
+        router = self.pipeline.router
+        source = router.source_of("mqtt", topic)
+        if len(payload) > router.limits.max_payload_bytes:
+            # Never queued: only its size goes on, for the engine thread to reject and count.
+            self.intake.put(source, Received(t_rx_ns, "mqtt", topic, b"", size=len(payload)))
+            return
+        self.intake.put(source, Received(t_rx_ns, "mqtt", topic, payload))
 
     def on_serial(self, sensor_id: str, t_rx_ns: int, chunk: bytes) -> None:
         """For serial readers: one chunk read from a sensor's port."""
+        if len(chunk) > self.pipeline.router.limits.max_chunk_bytes:
+            self.intake.put(sensor_id, Received(t_rx_ns, "serial", sensor_id, b"", size=len(chunk)))
+            return
         self.intake.put(sensor_id, Received(t_rx_ns, "serial", sensor_id, chunk))
 
     # --- health ------------------------------------------------------------------------
@@ -357,21 +728,28 @@ class Service:
             batch = self.intake.take(512, 0.1)
             batch.sort(key=lambda r: r.t_rx_ns)  # round-robin across sources; receive order within
             for item in batch:
-                if self.recorder is not None:
-                    self.recorder.append(item.t_rx_ns, item.transport, item.channel, item.payload)
-                if self.process:
-                    self.pipeline.receive(item.t_rx_ns, item.transport, item.channel, item.payload)
+                try:
+                    # An oversized payload (size set) was dropped at intake: not recorded.
+                    if self.recorder is not None and item.size is None:
+                        self.recorder.append(
+                            item.t_rx_ns, item.transport, item.channel, item.payload
+                        )
+                    if self.process:
+                        self.pipeline.receive(
+                            item.t_rx_ns, item.transport, item.channel, item.payload, item.size
+                        )
+                except Exception as exc:  # receive guards itself; this is the rest (the recorder)
+                    where = f"service, {item.transport} {item.channel!r}"
+                    self.pipeline.internal_error("engine", where, exc, item.t_rx_ns)
             # Advance data time with the wall clock even when nothing arrives.
             if self.process:
-                self.pipeline.engine.advance(time.time_ns())
+                self.pipeline.advance(time.time_ns())  # guarded: a detector's tick may raise
             now = time.monotonic()
             self._last_turn = now
             if now - last_snapshot >= 1.0:
                 self._take_snapshot()
                 last_snapshot = now
-            if self.head_every_s > 0 and now - self._last_head >= self.head_every_s:
-                self._publish_head()
-                self._last_head = now
+            self._audit_turn(now)
             if now - last_watchdog >= 5.0:
                 sd_notify("WATCHDOG=1")
                 last_watchdog = now
@@ -386,6 +764,8 @@ class Service:
             link.stop()
         if self.process:
             self.pipeline.finish()
+            if self.head_every_s > 0:
+                self._publish_head(final=True)  # what the SOC can later hold the log to
         if self.recorder is not None:
             self.recorder.close()
 
@@ -397,24 +777,28 @@ class Service:
         """SIGHUP: validate the file; swap to it only when it is good, else keep running as is."""
         old_sha = self.pipeline.config_sha256
         try:
+            # Logged, alerted and audited inside when refused; nothing may escape a reload.
             new_site = self._load_trusted(self.config_path, at_start=False)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                log.error(
-                    "reload refused, keeping the running configuration: %s: %s", exc.source, problem
+            new_pipeline = self._build_pipeline(new_site)
+        except Exception as exc:
+            if not isinstance(exc, ConfigError):
+                log.exception("reload failed")
+                self._pending_findings.append(
+                    _refusal(
+                        ConfigRefused(
+                            str(self.config_path),
+                            [f"internal error: {type(exc).__name__}: {exc}"],
+                            "internal_error",
+                        )
+                    )
                 )
-            if self.audit is not None:
-                self.audit.append(
-                    "config_refused",
-                    time.time_ns(),
-                    {"path": str(self.config_path), "problems": exc.problems},
-                )
+                log.error("reload refused, keeping the running configuration %s", old_sha[:12])
             self._flush_pending()
             return
         old_filters = self.pipeline.router.subscriptions()
         self.pipeline.finish()
         self.site = new_site
-        self.pipeline = self._build_pipeline(new_site)
+        self.pipeline = new_pipeline
         self._warm_up()  # a new sensor's kernels: loaded (or compiled) now, not on its first data
         # The old pipeline was frozen with the start-up heap (run); it holds reference
         # cycles, so only the collector can free it: thaw, collect, freeze again (one
@@ -439,8 +823,11 @@ class Service:
                     "old_sha256": old_sha,
                     "new_sha256": self.pipeline.config_sha256,
                     "signers": list(self._accepted.valid_keys) if self._accepted else [],
+                    "serial": new_site.serial,
                 },
             )
+        self._flush_pending()  # keyring changes found by this load
+        self._take_snapshot()  # /metrics shows the configuration in force from now on
         log.info("configuration reloaded from %s", self.config_path)
 
     def install_signal_handlers(self) -> None:
@@ -459,6 +846,7 @@ class Service:
             "rejected": dict(pipe.ledger.counts),
             "received": dict(self.intake.received),
             "dropped": dict(self.intake.dropped),
+            "ignored": dict(pipe.router.ignored),
             "depth": self.intake.depth(),
             "engine_lag_s": lag,
             "pending": engine.pending,
@@ -504,6 +892,12 @@ class _Collector:
         )
         for source, n in sorted(d["received"].items()):
             c.add_metric([source], n)
+        yield c
+        c = CounterMetricFamily(
+            "rampart_ignored", "Messages of streams Rampart does not use", labels=["sensor"]
+        )
+        for sensor, n in sorted(d["ignored"].items()):
+            c.add_metric([sensor], n)
         yield c
         c = CounterMetricFamily(
             "rampart_intake_dropped", "Messages dropped by a full intake queue", labels=["source"]

@@ -28,10 +28,11 @@ def test_routes_ignores_and_rejects(sample_recording):
     assert (
         router.decode(t, "mqtt", "rampart/dc-east-1/radar/radar-1/status", b'{"state":"ok"}') == []
     )
-    assert router.ignored["rampart/dc-east-1/radar/radar-1/status"] == 1
+    assert router.ignored["radar-1"] == 1  # counted per sensor: topics are not metric labels
     (rej,) = router.decode(t, "mqtt", "rampart/dc-east-1/radar/radar-9/plots", b"{}")
     assert rej.reason == "unknown_sensor" and "radar-9" in rej.detail
+    assert rej.sensor == "unknown"  # one source for all unowned topics; the topic is in the detail
     (rej,) = router.decode(t, "serial", "ttyUSB7", b"\x00")
-    assert rej.reason == "unknown_sensor"
+    assert rej.reason == "unknown_sensor" and rej.sensor == "unknown" and "ttyUSB7" in rej.detail
     (rej,) = router.decode(t, "carrier-pigeon", "x", b"")
     assert rej.reason == "unknown_transport"

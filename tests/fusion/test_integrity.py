@@ -82,9 +82,10 @@ def test_same_scan_number_with_a_fresh_time_is_still_a_replay():
 def test_unknown_sensor_is_rejected_and_alerted():
     ghost = "rampart/dc-east-1/radar/radar-9/plots"
     pipe = run([*normal(20), (5.5, ghost, scan(1, 5.4, "radar-9"))])
-    assert pipe.ledger.counts[(ghost, "unknown_sensor")] == 1
+    assert pipe.ledger.counts[("unknown", "unknown_sensor")] == 1
     (alert,) = [a for a in spoofing(pipe) if a.state == "open"]
-    assert alert.details["reason"] == "unknown_source" and alert.sensors == [ghost]
+    assert alert.details["reason"] == "unknown_source" and alert.sensors == []
+    assert ghost in alert.details["last_detail"] and ghost in alert.details["examples"][0]
 
 
 def test_single_mqtt_redelivery_is_not_an_attack():

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
-
-import pytest
 
 from drivers.audit_log import AuditLog, verify_file
 
@@ -126,13 +125,27 @@ def test_rewritten_history_found_against_published_head(tmp_path):
     assert not result.ok and "history rewritten" in result.problem
 
 
-def test_appending_to_a_damaged_log_is_refused(tmp_path):
+def test_a_damaged_log_is_moved_aside_never_appended_to(tmp_path):
     p = tmp_path / "audit.log"
-    make_log(p)
+    heads = make_log(p)
     ls = lines(p)
     rec = json.loads(ls[2])
     rec["data"]["summary"] = "changed"
     ls[2] = json.dumps(rec).encode()
     write(p, ls)
-    with pytest.raises(ValueError, match="damaged"):
-        AuditLog(p)
+    damaged = p.read_bytes()
+    log = AuditLog(p, fsync=False)  # starts: the damage is kept aside, not laundered
+    assert log.opened_with is not None and "moved it aside" in log.opened_with
+    (aside,) = tmp_path.glob("audit.log.damaged-*")
+    assert aside.read_bytes() == damaged
+    assert log.open_details["last_good_seq"] == 2
+    assert log.open_details["last_good_hash"] == heads[1]
+    assert log.open_details["damaged_sha256"] == hashlib.sha256(damaged).hexdigest()
+    log.append("alert", 5_000, {"alert_id": "B1"})
+    log.close()
+    first = json.loads(lines(p)[0])
+    assert first["type"] == "audit_restarted" and first["seq"] == 3 and first["prev"] == heads[1]
+    out = verify_cli(p)
+    assert out.returncode == 0 and "intact, 2 records, head 4:" in out.stdout
+    assert "restarted after damage: continues from record 2:" in out.stdout
+    assert "moved aside earlier" in out.stdout

@@ -24,6 +24,9 @@ lat = 52.0
 lon = 4.0
 alt_m = 10.0
 
+[config]
+serial = 1
+
 [supervision]
 max_clock_skew_s = 2.0
 
@@ -91,7 +94,9 @@ def test_signed_config_lifecycle(tmp_path, keys):
         assert service.pipeline.config_sha256 == good_sha
         # An insider raises a threshold and signs alone: refused, alerted, old config kept.
         cfg.write_text(
-            cfg.read_text().replace("max_clock_skew_s = 2.0", "max_clock_skew_s = 3000.0")
+            cfg.read_text()
+            .replace("max_clock_skew_s = 2.0", "max_clock_skew_s = 3000.0")
+            .replace("serial = 1", "serial = 2")  # a new version: a higher serial
         )
         sign(cfg, k["alice"])
         service.reload_requested.set()
@@ -115,9 +120,9 @@ def test_signed_config_lifecycle(tmp_path, keys):
     log = tmp_path / "state" / "audit.log"
     assert verify_file(log).ok
     types = [json.loads(line)["type"] for line in log.read_text().splitlines()]
-    assert (
-        types[0] == "config_load" and "config_refused" in types and types.count("config_load") == 2
-    )
+    # The first start pinned the keyring (trust on first use): audited before the load.
+    assert types[:2] == ["keyring_changed", "config_load"]
+    assert "config_refused" in types and types.count("config_load") == 2
     assert types.count("alert") == len(sink.alerts)
 
 
@@ -131,7 +136,7 @@ def test_one_signature_at_start_falls_back_to_last_accepted_and_alerts(tmp_path,
         Service(cfg, trust=policy)  # nothing accepted before: does not start
     sign(cfg, k["bob"])
     Service(cfg, trust=policy).http.httpd.server_close()  # accepted once: kept as last accepted
-    cfg.write_text(cfg.read_text() + "\n# edited\n")
+    cfg.write_text(cfg.read_text().replace("serial = 1", "serial = 2") + "\n# edited\n")
     sign(cfg, k["alice"])
     sink = ListSink()
     service = Service(cfg, sinks=[sink], trust=policy)
@@ -158,6 +163,8 @@ def test_cli_refuses_to_run_unsigned_without_explicit_flag(tmp_path, keys):
             str(cfg),
             "--keyring",
             str(ring),
+            "--trust-state",
+            str(tmp_path / "trust"),
             "--max-seconds",
             "5",
         ],
