@@ -37,6 +37,7 @@ small: one record per alert, not per message).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -132,6 +133,7 @@ class AuditLog:
         # say: (seq, hash published, hash the file has at seq now or None).
         self.last_published: tuple[int, str, str | None] | None = None
         self.tampered = 0  # problems ``check`` found
+        self.write_errors = 0  # appends that failed (disk full, I/O error)
         first: tuple[str, dict] | None = None
         if self.path.exists() and self.path.stat().st_size:
             first = self._recover(self.path.read_bytes())
@@ -234,10 +236,18 @@ class AuditLog:
             }
             record["hash"] = record_hash(self.head, record)
             line = _canonical(record) + b"\n"
-            self._f.write(line)
-            self._f.flush()
-            if self.fsync:
-                os.fsync(self._f.fileno())
+            try:
+                self._f.write(line)
+                self._f.flush()
+                if self.fsync:
+                    os.fsync(self._f.fileno())
+            except OSError:
+                # Disk full, I/O error: take back what part of the line reached the file,
+                # so the next record does not follow a torn one, and let the caller decide.
+                self.write_errors += 1
+                with contextlib.suppress(OSError):
+                    self._f = _reopen_at(self._f, self.path, self._size)
+                raise
             self._size += len(line)
             self.seq += 1
             self.head = record["hash"]
@@ -327,7 +337,19 @@ class AuditSink:
         self.log = log
 
     def send(self, alert) -> None:
-        self.log.append("alert", alert.t_detect_ns, msgspec.to_builtins(alert))
+        # A failing disk must not stop the alert on its way to the SOC: the other sinks
+        # still get it, and the failure is logged and counted (rampart_audit_write_errors).
+        try:
+            self.log.append("alert", alert.t_detect_ns, msgspec.to_builtins(alert))
+        except OSError as exc:
+            log.error(
+                "audit log %s: cannot append alert %s (%s): %s; %d write errors so far",
+                self.log.path,
+                alert.alert_id,
+                alert.kind,
+                exc,
+                self.log.write_errors,
+            )
 
     def close(self) -> None:
         self.log.close()
@@ -576,3 +598,12 @@ def verify_file(path: str | Path, head: tuple[int, str] | None = None) -> AuditR
     A file may begin with ``audit_continued`` or ``audit_restarted`` at a seq above 1:
     ``start`` then says which head of the earlier file it continues from."""
     return _walk(Path(path).read_bytes(), head)
+
+
+def _reopen_at(f, path: Path, size: int):
+    """``f`` closed and the file reopened for appending, cut back to ``size`` bytes."""
+    with contextlib.suppress(OSError):
+        f.close()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    os.ftruncate(fd, size)
+    return os.fdopen(fd, "ab")

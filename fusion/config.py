@@ -23,6 +23,72 @@ DEFAULT_FAULT_AFTER_S = {"radar": 5.0, "rf": 10.0, "gnss": 5.0, "power": 2.0, "s
 
 DEFAULT_LATENESS_S = 1.0
 
+# Source labels of rejections that come from no configured sensor (topics or ports
+# nobody owns, the engine itself); no sensor may be called so.
+RESERVED_SOURCES = ("unknown", "engine", "(other)")
+
+# Keys of the sections read directly by parse_config and the service. The other
+# sections of KNOWN_SECTIONS are checked, unknown keys included, by their own
+# settings parsers (drone, gnss, power_transients, incidents, correlation,
+# integrity, limits, audit, outbox, sinks).
+SECTION_KEYS: dict[str, frozenset[str]] = {
+    "site": frozenset(["id", "lat", "lon", "alt_m"]),
+    "zones": frozenset(["name", "polygon", "alert_radius_m"]),
+    "sensors": frozenset(
+        [
+            "id",
+            "kind",
+            "transport",
+            "lat",
+            "lon",
+            "alt_m",
+            "topic",
+            "port",
+            "baud",
+            "feed",
+            "board",
+            "channels",
+            "nominal_hz",
+            "nominal_v",
+            "mobile",
+            "fault_after_s",
+        ]
+    ),
+    "engine": frozenset({"lateness_s"}),
+    "config": frozenset({"serial"}),
+    "supervision": frozenset({"max_clock_skew_s"}),
+    "intake": frozenset({"queue_per_source"}),
+    "http": frozenset({"listen"}),
+    "state": frozenset({"dir"}),
+    "mqtt": frozenset(
+        [
+            "host",
+            "port",
+            "client_id",
+            "tls",
+            "ca_file",
+            "cert_file",
+            "key_file",
+            "username",
+            "password",
+            "keepalive_s",
+            "session_expiry_s",
+        ]
+    ),
+}
+KNOWN_SECTIONS = frozenset(SECTION_KEYS) | {
+    "drone",
+    "gnss",
+    "power_transients",
+    "incidents",
+    "correlation",
+    "integrity",
+    "limits",
+    "audit",
+    "outbox",
+    "sinks",
+}
+
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; ``problems`` has one line per fault."""
@@ -175,6 +241,13 @@ def parse_config(text: str, source: str = "<config>") -> SiteConfig:
         sensor = _parse_sensor(s, i, bad)
         if sensor is None:
             continue
+        if sensor.id in RESERVED_SOURCES:
+            bad(
+                f"sensors[{i}].id",
+                f"{sensor.id!r} is reserved: rejections from sources no sensor owns are counted under it",
+                "sensors",
+                i,
+            )
         if sensor.id in seen_ids:
             bad(f"sensors[{i}].id", f"duplicate sensor id {sensor.id!r}", "sensors", i)
         seen_ids.add(sensor.id)
@@ -334,3 +407,34 @@ class _LineFinder:
             if key_re.match(self.lines[n]):
                 return n + 1
         return start + 1 if table else None
+
+
+def unknown_keys(site: SiteConfig) -> list[str]:
+    """One line per section or key Rampart does not read (a typo such as
+    ``alert_radius = 500`` would otherwise be ignored silently), naming it and its line.
+    Recordings from other implementations may carry keys of their own, so this is
+    ``check-config``'s business (and a warning in the service), not a parse error."""
+    lines = _LineFinder(site.text)
+    out: list[str] = []
+    for name, value in site.raw.items():
+        if name not in KNOWN_SECTIONS:
+            line = lines.find(name, -1, "") if isinstance(value, dict | list) else None
+            where = f" (line {line})" if line else ""
+            out.append(
+                f"{name}{where}: unknown section (known: {', '.join(sorted(KNOWN_SECTIONS))})"
+            )
+            continue
+        known = SECTION_KEYS.get(name)
+        if known is None:
+            continue
+        tables = value if isinstance(value, list) else [value]
+        for i, table in enumerate(tables):
+            if not isinstance(table, dict):
+                continue
+            for key in table:
+                if key not in known:
+                    path = f"{name}[{i}].{key}" if isinstance(value, list) else f"{name}.{key}"
+                    line = lines.find(name, i if isinstance(value, list) else -1, key)
+                    where = f" (line {line})" if line else ""
+                    out.append(f"{path}{where}: unknown key (known: {', '.join(sorted(known))})")
+    return out

@@ -184,7 +184,12 @@ class Engine:
         tick = (t_ns // self.tick_ns) * self.tick_ns
         self._next_tick_ns = tick + self.tick_ns
         for det in self.detectors:
-            for finding in det.on_tick(tick):
+            try:
+                findings = det.on_tick(tick)
+            except Exception as exc:  # one detector's bug must not silence the others
+                self._detector_failed(det, "tick", exc)
+                continue
+            for finding in findings:
                 self._alert(det.name, finding, t_detect_ns)
         # Held-back updates, storm and correlation closes go out in quiet stretches too.
         for alert in self.incidents.on_tick(t_detect_ns):
@@ -206,8 +211,21 @@ class Engine:
             ]
             self._routes[cls] = route
         for det in route:
-            for finding in det.on_record(record):
+            try:
+                findings = det.on_record(record)
+            except Exception as exc:  # the record still reaches every other detector
+                self._detector_failed(det, f"{type(record).__name__} from {record.sensor}", exc)
+                continue
+            for finding in findings:
                 self._alert(det.name, finding, t_detect_ns)
+
+    def _detector_failed(self, det: Detector, what: str, exc: Exception) -> None:
+        """Counted as ``internal_error`` under the source ``engine``, with the traceback in
+        the (rate-limited) log, so a crafted record that trips one detector is seen."""
+        name = getattr(det, "name", type(det).__name__)
+        self.ledger.reject(
+            "engine", "internal_error", f"detector {name} on {what}: {exc!r}", exc=exc
+        )
 
     def _alert(self, detector: str, finding, t_detect_ns: int) -> None:
         for alert in self.incidents.apply(detector, finding, t_detect_ns):

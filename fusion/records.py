@@ -174,7 +174,7 @@ class Rejected:
     a silent sensor from one that sends only garbage.
     """
 
-    sensor: str  # sensor id, or the channel when no sensor owns it
+    sensor: str  # sensor id, or "unknown" when no configured sensor owns the channel
     t_ns: int  # = t_rx_ns
     t_rx_ns: int
     reason: str

@@ -597,10 +597,11 @@ def _cmd_audit_watch(args) -> int:
 
 
 def _cmd_check_config(args) -> int:
+    from drivers.audit_log import head_every_s
     from drivers.limits import Limits
     from drivers.sinks.base import SinkConfigError
     from drivers.sinks.config import parse_delivery
-    from fusion.config import ConfigError, load_config
+    from fusion.config import ConfigError, load_config, unknown_keys
     from fusion.detectors import build_detectors
     from fusion.incidents import IncidentSettings
 
@@ -610,9 +611,11 @@ def _cmd_check_config(args) -> int:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}")
         return 1
-    # The sections the site format leaves to Rampart: detectors, incidents, limits, sinks.
-    problems: list[str] = []
-    for check in (build_detectors, IncidentSettings.from_site, Limits.from_site):
+    # Sections and keys nobody reads (a misspelt key would be ignored silently), then
+    # the sections the site format leaves to Rampart: detectors, incidents, limits,
+    # audit, sinks.
+    problems: list[str] = unknown_keys(cfg)
+    for check in (build_detectors, IncidentSettings.from_site, Limits.from_site, head_every_s):
         try:
             check(cfg)
         except ConfigError as exc:

@@ -46,7 +46,7 @@ from drivers.ublox_config import configure as configure_receiver
 from fusion.alerts import Alert
 from fusion.cli.intake import Intake, Received
 from fusion.cli.pipeline import Pipeline
-from fusion.config import ConfigError, SiteConfig, parse_config
+from fusion.config import ConfigError, SiteConfig, parse_config, unknown_keys
 from fusion.detector import Finding
 
 log = logging.getLogger("rampart.service")
@@ -153,6 +153,11 @@ def _refusal(refused: ConfigRefused, fallback: Path | None = None) -> Finding:
     )
 
 
+def _warn_unknown_keys(site: SiteConfig) -> None:
+    for problem in unknown_keys(site):
+        log.warning("%s: %s (ignored; rampart check-config lists these)", site.source, problem)
+
+
 def _state_dir_of(data: bytes | None, config_path: Path) -> Path:
     """The ``[state] dir`` a configuration's bytes name, read leniently: the file is not
     trusted yet, this only says where the pin and the last accepted configuration are."""
@@ -241,6 +246,7 @@ class Service:
         # The accepted configuration's [state] dir: outbox and audit log (contract §5).
         # The pin and the last accepted configuration may live elsewhere (--trust-state).
         self.state_dir = self._site_state_dir(self.site)
+        _warn_unknown_keys(self.site)
         # The audit log never stops the start: a torn tail is sealed, a damaged file moved
         # aside (drivers/audit_log.py), and what was found is alerted once running.
         self.audit = AuditLog(self.state_dir / "audit.log") if process else None
@@ -564,13 +570,20 @@ class Service:
         if not hasattr(self, "audit"):
             self._pending_audit.append((rtype, time.time_ns(), data))
         elif self.audit is not None:
-            self.audit.append(rtype, time.time_ns(), data)
+            self._append_audit(rtype, time.time_ns(), data)
+
+    def _append_audit(self, rtype: str, t_ns: int, data: dict) -> None:
+        """A failing disk is logged and counted, never a reason to stop the service."""
+        try:
+            self.audit.append(rtype, t_ns, data)
+        except OSError as exc:
+            log.error("audit log: cannot append a %s record: %s", rtype, exc)
 
     def _audit_config(self, rtype: str, site: SiteConfig) -> None:
         if self.audit is None:
             return
         for pending_type, t_ns, pending in self._pending_audit:
-            self.audit.append(pending_type, t_ns, pending)
+            self._append_audit(pending_type, t_ns, pending)
         self._pending_audit.clear()
         data = {
             "path": str(self.config_path),
@@ -578,7 +591,7 @@ class Service:
             "serial": site.serial,
             "signers": list(self._accepted.valid_keys) if self._accepted else [],
         }
-        self.audit.append(rtype, time.time_ns(), data)
+        self._append_audit(rtype, time.time_ns(), data)
 
     def _service_finding(
         self, key: str, kind: str, severity: str, summary: str, details: dict
@@ -828,6 +841,7 @@ class Service:
             )
         self._flush_pending()  # keyring changes found by this load
         self._take_snapshot()  # /metrics shows the configuration in force from now on
+        _warn_unknown_keys(new_site)
         log.info("configuration reloaded from %s", self.config_path)
 
     def install_signal_handlers(self) -> None:
@@ -861,6 +875,7 @@ class Service:
                 for sid, link in self.serial_links.items()
             },
             "audit_seq": self.audit.seq if self.audit else 0,
+            "audit_write_errors": self.audit.write_errors if self.audit else 0,
         }
         with self._snapshot.lock:
             self._snapshot.data = data
@@ -944,6 +959,11 @@ class _Collector:
         yield info
         yield GaugeMetricFamily(
             "rampart_audit_records", "Records in the audit chain", value=d["audit_seq"]
+        )
+        yield CounterMetricFamily(
+            "rampart_audit_write_errors",
+            "Audit records that could not be written (disk full, I/O error)",
+            value=d["audit_write_errors"],
         )
         yield GaugeMetricFamily(
             "rampart_mqtt_connected",

@@ -106,3 +106,33 @@ def test_each_broken_config_is_refused_naming_its_key(old, new, key):
         err.value.problems
     )
     assert all("(line " in p for p in err.value.problems if p.startswith(key))
+
+
+def test_unknown_sections_and_keys_are_named_with_their_line():
+    from fusion.config import unknown_keys
+
+    text = GOOD.replace("alert_radius_m = 1500.0", "alert_radius = 500.0").replace(
+        'transport = "mqtt"', 'transport = "mqtt"\nfault_after = 1.0', 1
+    )
+    text += '\n[engine]\nlateness_s = 1.0\nlatenes_s = 9.0\n\n[drone_alerts]\nx = 1\n\n[http]\nlisten = "127.0.0.1:9"\n'
+    problems = unknown_keys(parse_config(text))
+    assert len(problems) == 4, problems
+    by_key = {p.split(" ", 1)[0].rstrip(":"): p for p in problems}
+    assert set(by_key) == {
+        "zones[0].alert_radius",
+        "sensors[0].fault_after",
+        "engine.latenes_s",
+        "drone_alerts",
+    }
+    line_of = {n + 1: ln for n, ln in enumerate(text.splitlines())}
+    for key, problem in by_key.items():
+        line = int(problem.split("(line ", 1)[1].split(")", 1)[0])
+        assert key.rsplit(".", 1)[-1].split("[")[0] in line_of[line], (key, line_of[line])
+    assert "unknown section" in by_key["drone_alerts"]
+    assert unknown_keys(parse_config(GOOD)) == []
+
+
+@pytest.mark.parametrize("reserved", ["unknown", "engine"])
+def test_source_labels_of_unowned_input_are_not_sensor_ids(reserved):
+    with pytest.raises(ConfigError, match="reserved"):
+        parse_config(GOOD.replace('id = "radar-1"', f'id = "{reserved}"'))

@@ -374,3 +374,22 @@ def test_head_every_s_is_validated_and_zero_is_warned(tmp_path, caplog):
     service.http.httpd.server_close()
     service.audit.close()
     assert service.head_every_s == 0 and "NOT published" in caplog.text
+
+
+def test_a_full_disk_is_counted_and_the_chain_stays_whole(tmp_path):
+    """ENOSPC from the kernel (/dev/full) mid-append: the alert is not lost to the other
+    sinks, the failure is counted, nothing torn stays in the file, and the next record
+    follows the last one that was written."""
+    p = tmp_path / "audit.log"
+    make_log(p, 3)
+    log = AuditLog(p, fsync=False)
+    good_size = p.stat().st_size
+    log._f.close()
+    log._f = open("/dev/full", "ab")  # noqa: SIM115 - the log reopens its own file
+    AuditSink(log).send(make_alert(1))  # must not raise
+    assert log.write_errors == 1 and log.seq == 3
+    assert p.stat().st_size == good_size
+    log.append("alert", 10, {"after": "disk freed"})
+    log.close()
+    result = verify_file(p)
+    assert result.ok and result.records == 4, result.problem
