@@ -73,17 +73,25 @@ def test_replay_deliver_sends_every_alert_to_every_sink_unchanged(
         str(tmp_path / "replay.jsonl"),
     )
     assert out.returncode == 0, out.stderr
-    assert "delivered 4 alerts to 4 sinks" in out.stdout
+    # The replay's 4 alerts, between the audit chain's head at the start and at the end
+    # (audit_head, open and closed: the SOC can check the log it appended to).
+    assert "delivered 6 alerts to 4 sinks" in out.stdout
     replayed = (tmp_path / "replay.jsonl").read_bytes().splitlines()
     assert len(replayed) == 4
-    wait_for(lambda: len(sub.alerts()) >= 4, 10, "mqtt subscriber")
+    wait_for(lambda: len(sub.alerts()) >= 6, 10, "mqtt subscriber")
+
+    def without_heads(lines: list[bytes]) -> list[bytes]:
+        kinds = [json.loads(x)["kind"] for x in lines]
+        assert kinds[0] == kinds[-1] == "audit_head" and kinds.count("audit_head") == 2
+        return [x for x, k in zip(lines, kinds, strict=True) if k != "audit_head"]
+
     # MQTT and the JSON-lines sink carry the very bytes the replay wrote
-    assert sub.out.read_bytes().splitlines() == replayed
-    assert (tmp_path / "delivered.jsonl").read_bytes().splitlines() == replayed
+    assert without_heads(sub.out.read_bytes().splitlines()) == replayed
+    assert without_heads((tmp_path / "delivered.jsonl").read_bytes().splitlines()) == replayed
     ids = [json.loads(x)["alert_id"] for x in replayed]
-    wait_for(lambda: len(rsyslog.lines()) >= 4, 10, "rsyslog")
-    assert syslog_ids(rsyslog) == ids
-    assert [json.loads(b["raw_data"])["alert_id"] for b in webhook.accepted()] == ids
+    wait_for(lambda: len(rsyslog.lines()) >= 6, 10, "rsyslog")
+    assert syslog_ids(rsyslog)[1:-1] == ids
+    assert [json.loads(b["raw_data"])["alert_id"] for b in webhook.accepted()][1:-1] == ids
     assert all(r.verified for r in webhook.received)
     stop_all(sub)
 
@@ -107,7 +115,7 @@ def test_coordinated_scenario_reaches_a_mosquitto_sub_with_one_critical_incident
     assert out.returncode == 0, out.stderr
     replayed = [json.loads(x) for x in (tmp_path / "replay.jsonl").read_text().splitlines()]
     wait_for(lambda: len(sub.alerts()) >= len(replayed), 20, "every alert at the subscriber")
-    got = sub.alerts()
+    got = [a for a in sub.alerts() if a["kind"] != "audit_head"]  # the log's heads, start and end
     assert {a["alert_id"] for a in got} == {a["alert_id"] for a in replayed}
     coordinated = [a for a in got if a["kind"] == "coordinated_attack"]
     assert coordinated, "no coordinated_attack incident"
