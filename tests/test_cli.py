@@ -61,9 +61,13 @@ def test_simulate_list_names_every_scenario():
         "far_drone",
         "jamming",
         "spoofing",
+        "spoofed_start",
         "emp",
+        "emp_family",
         "switching",
         "coordinated",
+        "soaring_birds",
+        "helicopter",
         "quiet_hour",
     ]
 

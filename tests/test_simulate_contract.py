@@ -29,9 +29,13 @@ SCENARIOS = [
     "far_drone",
     "jamming",
     "spoofing",
+    "spoofed_start",
     "emp",
+    "emp_family",
     "switching",
     "coordinated",
+    "soaring_birds",
+    "helicopter",
     "quiet_hour",
 ]
 FEED_SCHEMA = {
@@ -69,6 +73,7 @@ MIN_DURATION_S = {
     "jamming": 150,
     "spoofing": 150,
     "emp": 30,
+    "helicopter": 120,
     "quiet_hour": 120,
 }
 HEADER = struct.Struct("<HBBHIqIBBH")

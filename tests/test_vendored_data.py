@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
@@ -21,3 +22,14 @@ def test_manifest_hashes(folder):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, name
         checked += 1
     assert checked >= 10
+
+
+def test_trajectory_raw_files_match_their_summary():
+    """``trajectories/`` has no MANIFEST: its ``summary.json`` lists each raw file's sha256."""
+    folder = DATA / "trajectories"
+    summary = json.loads((folder / "summary.json").read_text())
+    for name, entry in summary.items():
+        raw = folder / entry["raw_file"]
+        assert hashlib.sha256(raw.read_bytes()).hexdigest() == entry["raw_sha256"], name
+        assert (raw.parent / f"{name}.traj.csv").is_file(), name
+    assert len(summary) >= 7

@@ -28,6 +28,17 @@ Physics, kept simple but consistent:
   clock bias jumps by ``clock_jump_ns`` and the position walks away at
   ``drift_mps`` on a random bearing. The added signal power lowers the AGC
   slightly; spoofDetState reports 2 or 3 in some epochs.
+- Simulator from the first byte (``SimulatorStart``): the receiver is fed by
+  a GNSS signal simulator (cable or radiated) from power-on: it has never
+  seen the real sky. The simulator generates the true sky (right satellites,
+  right time) at the site's own position, so the position and clock tests see
+  nothing, and gives every satellite one C/N0 (``level_dbhz``) plus a fixed
+  per-satellite offset of σ ``spread_db`` (a simulator that adds a little
+  spread) and the receiver's estimation noise (σ 0.4 dB). The receiver starts
+  with nothing tracked and acquires satellites one by one: four usable ones
+  by the first fix at ``t_start_s`` (the truth start, deadline +10 s), the
+  rest over the following ``ACQUIRE_AFTER_FIX_S``. Receivers listed in
+  ``nmea_only`` send NMEA only (no UBX).
 - Position: the surveyed antenna position plus AR(1) noise (τ 30 s) scaled by
   the DOPs of the used satellites and by their C/N0 (about 1-1.5 m
   horizontally on a quiet sky). NMEA altitudes are above mean sea level with
@@ -91,6 +102,10 @@ NOISE_BW_DBHZ = 63.0  # 2 MHz front-end bandwidth: signal power relative to nois
 AGC_PER_DB = 90.0  # AGC counts lost per dB of extra in-band power
 JAM_DEADLINE_S = 10.0
 SPOOF_DEADLINE_S = 30.0
+SIM_START_DEADLINE_S = 10.0  # a receiver under a simulator from its first byte: after the fix
+ACQUIRE_BEFORE_FIX_S = 4.0  # the first fix's first two satellites are acquired up to this early
+ACQUIRE_AFTER_FIX_S = 8.0  # ...and the rest of the visible sky over this long after it
+SIM_CN0_NOISE_DB = 0.4  # a receiver's C/N0 estimate of a constant strong signal jitters this much
 DEFAULT_BAUD = 9600
 LEAP_S = 18
 
@@ -101,6 +116,24 @@ _GPS, _GAL = 0, 2  # UBX gnssId
 _SIGNAL_ID = {_GPS: 1, _GAL: 7}  # NMEA 4.11 signal ids: GPS L1 C/A, Galileo E1 C/B
 _SYSTEM_ID = {_GPS: 1, _GAL: 3}  # NMEA 4.11 GSA system ids
 _TALKER = {_GPS: "GP", _GAL: "GA"}
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorStart(SpoofingEpisode):
+    """A GNSS signal simulator (or spoofer) feeding receivers from their first byte.
+
+    ``t_start_s`` is the receivers' first fix (they start, with nothing tracked, at the
+    scenario start); the drift and clock-jump fields of ``SpoofingEpisode`` are not used:
+    the simulator transmits the site's true position and time.
+    """
+
+    level_dbhz: float = 45.0  # the one C/N0 the simulator gives every satellite
+    spread_db: float = 0.0  # sigma of the fixed per-satellite C/N0 offsets it adds
+    receivers: tuple[str, ...] = ()  # the receivers it feeds (empty: all)
+    nmea_only: tuple[str, ...] = ()  # receivers that send NMEA only
+
+    def feeds(self, receiver_id: str) -> bool:
+        return not self.receivers or receiver_id in self.receivers
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +240,7 @@ def _truth(
         if ep.t_start_s >= ctx.duration_s or ep.t_end_s <= ep.t_start_s:
             continue
         t0 = ctx.at(ep.t_start_s)
+        deadline_s = SIM_START_DEADLINE_S if isinstance(ep, SimulatorStart) else SPOOF_DEADLINE_S
         rows.append(
             TruthRow(
                 ep.object_id,
@@ -214,7 +248,7 @@ def _truth(
                 t0,
                 ctx.at(ep.t_end_s),
                 True,
-                t0 + int(SPOOF_DEADLINE_S * NS),
+                t0 + int(deadline_s * NS),
             )
         )
     return rows
@@ -271,8 +305,10 @@ class _Epoch:
     msss: int
 
 
-def _epoch_bytes(ep: _Epoch) -> bytes:
+def _epoch_bytes(ep: _Epoch, nmea_only: bool = False) -> bytes:
     """One epoch's output as a u-blox receiver sends it: UBX first, then NMEA."""
+    if nmea_only:
+        return b"".join(_nmea_sentences(ep))
     return b"".join(_ubx_frames(ep) + _nmea_sentences(ep))
 
 
@@ -541,6 +577,8 @@ def _receiver_epochs(
     spoof_state = np.ones(n_t, dtype=np.int64)
     extra_power = np.zeros(n_t)  # spoofer's in-band signal power relative to noise (linear)
     for ep in spoofing:
+        if isinstance(ep, SimulatorStart):
+            continue
         k0 = int(np.searchsorted(t_s, ep.t_start_s))
         if k0 >= n_t:
             continue
@@ -571,6 +609,17 @@ def _receiver_epochs(
         spoof_state = np.where(
             active & (u < p3), 3, np.where(active & (u < p2 + p3), 2, spoof_state)
         )
+
+    # A simulator from the first byte: its own C/N0, and satellites acquired from power-on.
+    for ep in spoofing:
+        if isinstance(ep, SimulatorStart) and ep.feeds(sensor.id):
+            sim_cn0, acquired = _simulator_sky(ep, t_s, el, visible, rng)
+            on = (t_s < ep.t_end_s)[:, None]
+            cn0 = np.where(on, sim_cn0, cn0)
+            visible &= acquired | ~on
+            extra_power += np.where(
+                on & visible, 10.0 ** ((sim_cn0 - NOISE_BW_DBHZ) / 10.0), 0.0
+            ).sum(axis=1)
 
     # Jamming: J/N per band, summed over episodes.
     jn_l1 = np.zeros(n_t)
@@ -675,19 +724,46 @@ def _receiver_epochs(
     return out
 
 
+def _simulator_sky(
+    ep: SimulatorStart,
+    t_s: np.ndarray,
+    el: np.ndarray,
+    visible: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """C/N0 (T, S) under the simulator and which satellites the receiver has acquired."""
+    n_t, n_s = el.shape
+    offsets = rng.normal(0.0, ep.spread_db, n_s) if ep.spread_db > 0 else np.zeros(n_s)
+    cn0 = ep.level_dbhz + offsets[None, :] + rng.normal(0.0, SIM_CN0_NOISE_DB, (n_t, n_s))
+    k_fix = min(int(np.searchsorted(t_s, ep.t_start_s)), n_t - 1)
+    t_fix = float(t_s[k_fix])
+    # The first fix's four satellites are well above the navigation mask; the rest follow.
+    high = rng.permutation(np.flatnonzero(visible[k_fix] & (el[k_fix] >= NAV_MASK_DEG + 5.0)))
+    first = high[:4]
+    acquire_t = t_fix + rng.uniform(0.5, ACQUIRE_AFTER_FIX_S, n_s)
+    # The first two come earlier; the third and fourth at the fix (three would make a 2-D fix).
+    acquire_t[first] = t_fix
+    acquire_t[first[:2]] = t_fix - rng.uniform(1.0, ACQUIRE_BEFORE_FIX_S, len(first[:2]))
+    return cn0, t_s[:, None] >= acquire_t[None, :]
+
+
 def _date_of(utc_ns: int) -> dt.date:
     return dt.datetime.fromtimestamp(utc_ns // NS, dt.UTC).date()
 
 
 def _transport(
-    ctx: SimContext, sensor: Sensor, epochs: list[_Epoch], rng: np.random.Generator
+    ctx: SimContext,
+    sensor: Sensor,
+    epochs: list[_Epoch],
+    rng: np.random.Generator,
+    nmea_only: bool = False,
 ) -> list[FeedRow]:
     rows: list[FeedRow] = []
     if sensor.transport == "serial":
         byte_ns = 10 * NS / (sensor.baud or DEFAULT_BAUD)
         line_free = 0.0  # the UART sends one epoch after the other
         for ep in epochs:
-            data = _epoch_bytes(ep)
+            data = _epoch_bytes(ep, nmea_only)
             start = max(ep.utc_ns + rng.uniform(50e6, 90e6), line_free)
             pos = 0
             while pos < len(data):
@@ -701,7 +777,7 @@ def _transport(
         topic = stream_topic(ctx.site.site.id, sensor, "raw")
         for ep in epochs:
             t_rx = ep.utc_ns + rng.uniform(60e6, 110e6) + rng.uniform(3e6, 25e6)
-            rows.append(FeedRow(int(t_rx), "mqtt", topic, _epoch_bytes(ep)))
+            rows.append(FeedRow(int(t_rx), "mqtt", topic, _epoch_bytes(ep, nmea_only)))
     # Receive times never go backwards on one stream (USB jitter is smaller than a read).
     last = -1
     out = []
@@ -727,7 +803,10 @@ def simulate_gnss(
             continue
         rng = ctx.rng("gnss:" + sensor.id)
         epochs = _receiver_epochs(ctx, sensor, const, epochs_ns, list(jamming), list(spoofing), rng)
-        out.feeds.extend(_transport(ctx, sensor, epochs, rng))
+        nmea_only = any(
+            isinstance(ep, SimulatorStart) and sensor.id in ep.nmea_only for ep in spoofing
+        )
+        out.feeds.extend(_transport(ctx, sensor, epochs, rng, nmea_only))
     out.feeds.sort(key=lambda r: r.t_rx_ns)
     out.truth.extend(_truth(ctx, list(jamming), list(spoofing)))
     return out

@@ -29,6 +29,18 @@ Events (``PowerEvent.kind``) change the waveform of the feeds they list;
   bit 1, 1 MS/s, 2 ms from 0.5 ms before the impulse, full scale 16 pu) that
   shows its shape, after the continuous frame that holds its end and the
   next one (the stream has priority on the link). Truth ``power_transient_emp``, must alert, deadline +100 ms.
+- ``emp_family``: an EMP-like event drawn from a family of waveforms, not one
+  model (issue #13), so the detector is judged on physics it was not tuned
+  to. Per event: one polarity; an impulse of 1.5-20 pu (log-uniform, times
+  ``magnitude``) coupled into each phase of each feed by its own factor
+  (0.3-1.0); either a single-sample impulse at 12.8 kS/s (a flat top one
+  sample period long, then a 1-5 us fall) or a wider one (1-3 sample periods,
+  then a 20-200 us decay); ringing at 1-8 kHz of 5-50 % of the impulse,
+  decaying with 0.1-1 ms; arrivals spread over 0-0.6 ms across phases and
+  feeds. The first such event on a front-end also draws its full scale
+  (2-4 pu), so large impulses saturate it and, on the phase whose voltage
+  already had the impulse's polarity, show only ``full scale - v(t)``. A
+  burst capture follows as for ``emp``. Truth ``power_transient_emp``.
 - ``cap_switching``: capacitor-bank energisation at a voltage peak of phase a:
   the bus voltage collapses towards the uncharged bank and rings at 300-900 Hz,
   decaying within 1-2 cycles, overshooting to 1.3-1.8 pu. Truth ``switching``.
@@ -105,6 +117,15 @@ EMP_RISE_S = 0.3e-6
 EMP_DECAY_S = 120e-6
 EMP_SPREAD_S = 0.5e-3  # arrival spread across feeds
 EMP_PHASE_SPREAD_S = 20e-6
+
+# the emp_family ranges (issue #13): what field-coupled transients and real front-ends span
+FAMILY_PEAK_PU = (1.5, 20.0)  # log-uniform
+FAMILY_COUPLING = (0.3, 1.0)  # per phase and feed
+FAMILY_FULL_SCALE_PU = (2.0, 4.0)  # per front-end
+FAMILY_RING_HZ = (1_000.0, 8_000.0)
+FAMILY_RING_FRACTION = (0.05, 0.5)
+FAMILY_RING_DECAY_S = (0.1e-3, 1.0e-3)
+FAMILY_SPREAD_S = (0.0, 0.6e-3)
 
 
 # --------------------------------------------------------------------------- effects
@@ -194,6 +215,44 @@ class _Impulse:
                 )
 
 
+@dataclass(frozen=True, slots=True)
+class _FamilyImpulse:
+    """One member of the emp_family: a flat-topped impulse with a fast or slow fall, then
+    damped ringing, per phase with its own arrival and amplitude."""
+
+    t_arrive: np.ndarray  # per phase, scenario seconds
+    peak_v: np.ndarray  # per phase, signed volts (coupling and polarity included)
+    width_s: float  # flat top
+    fall_s: float  # exponential fall after the flat top
+    ring_hz: float
+    ring_fraction: float  # of the phase's impulse
+    ring_decay_s: float
+    ring_sign: float
+    order: int = 2
+
+    @property
+    def span(self) -> tuple[float, float]:
+        tail = self.width_s + 12.0 * max(self.fall_s, self.ring_decay_s)
+        return float(self.t_arrive.min()), float(self.t_arrive.max()) + tail
+
+    def apply(self, t: np.ndarray, w: np.ndarray, model: _FeedModel) -> None:
+        for k in range(3):
+            dt = t - self.t_arrive[k]
+            top = (dt >= 0) & (dt < self.width_s)
+            w[top, k] += self.peak_v[k]
+            after = dt >= self.width_s
+            if after.any():
+                u = dt[after] - self.width_s
+                shape = np.exp(-u / self.fall_s)
+                shape += (
+                    self.ring_sign
+                    * self.ring_fraction
+                    * np.exp(-u / self.ring_decay_s)
+                    * np.sin(2.0 * math.pi * self.ring_hz * u)
+                )
+                w[after, k] += self.peak_v[k] * shape
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -211,6 +270,8 @@ class _FeedModel:
     jumps: list[tuple[float, float]] = field(default_factory=list)  # (t_s, rad) from t_s on
     effects: list = field(default_factory=list)
     bursts: list[float] = field(default_factory=list)  # impulse arrival times (s)
+    full_scale_pu: float = FULL_SCALE_PU  # the front-end's input range, in nominal peaks
+    full_scale_drawn: bool = False
 
     @classmethod
     def build(cls, sensor: Sensor, rng: np.random.Generator) -> _FeedModel:
@@ -408,7 +469,7 @@ class _FrontEnd:
         self.rng = ctx.rng("power:" + sensor.id)
         self.noise_rng = np.random.default_rng(self.rng.integers(1 << 63))
         link_rng = np.random.default_rng(self.rng.integers(1 << 63))
-        self.scale = np.full(3, FULL_SCALE_PU * model.vpk / FULL_SCALE_POS, dtype=np.float32)
+        self.scale = np.full(3, model.full_scale_pu * model.vpk / FULL_SCALE_POS, dtype=np.float32)
         self.burst_scale = np.full(
             3, BURST_FULL_SCALE_PU * model.vpk / FULL_SCALE_POS, dtype=np.float32
         )
@@ -568,6 +629,40 @@ def _plan_emp(ctx, ev, rng, feeds):
     return TruthRow(ev.object_id, "power_transient_emp", t0, t1, True, t0 + 100_000_000), []
 
 
+def _plan_emp_family(ctx, ev, rng, feeds):
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    lo, hi = FAMILY_PEAK_PU
+    peak_pu = math.exp(rng.uniform(math.log(lo), math.log(hi))) * ev.magnitude
+    period = 1.0 / FS_HZ
+    if rng.random() < 0.5:  # one sample at 12.8 kS/s: a flat top one sample period long
+        width, fall = period, rng.uniform(1e-6, 5e-6)
+    else:
+        width, fall = rng.uniform(1.0, 3.0) * period, rng.uniform(20e-6, 200e-6)
+    ring = (
+        rng.uniform(*FAMILY_RING_HZ),
+        rng.uniform(*FAMILY_RING_FRACTION),
+        rng.uniform(*FAMILY_RING_DECAY_S),
+        1.0 if rng.random() < 0.5 else -1.0,
+    )
+    spread = rng.uniform(*FAMILY_SPREAD_S)
+    arrivals = []
+    for _feed, models in feeds:
+        for m in models:
+            if not m.full_scale_drawn:
+                m.full_scale_pu = float(rng.uniform(*FAMILY_FULL_SCALE_PU))
+                m.full_scale_drawn = True
+            t_k = ev.t_s + rng.uniform(0.0, spread, 3)
+            coupling = rng.uniform(*FAMILY_COUPLING, 3)
+            m.effects.append(
+                _FamilyImpulse(t_k, sign * peak_pu * coupling * m.vpk, width, fall, *ring)
+            )
+            m.bursts.append(float(t_k.min()))
+            arrivals.extend(t_k.tolist())
+    t0 = ctx.t0_ns + round(min(arrivals) * NS)
+    t1 = ctx.t0_ns + round((max(arrivals) + width + 8 * max(fall, ring[2])) * NS)
+    return TruthRow(ev.object_id, "power_transient_emp", t0, t1, True, t0 + 100_000_000), []
+
+
 def _plan_cap(ctx, ev, rng, feeds):
     ring_hz = rng.uniform(300.0, 900.0)
     tau = ev.duration_s / 5.0 if ev.duration_s > 0 else rng.uniform(5e-3, 10e-3)
@@ -641,6 +736,7 @@ def _plan_fault(ctx, ev, rng, feeds):
 
 _EVENT_PLANNERS = {
     "emp": _plan_emp,
+    "emp_family": _plan_emp_family,
     "cap_switching": _plan_cap,
     "ats_transfer": _plan_ats,
     "sag": _plan_sag,

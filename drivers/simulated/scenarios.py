@@ -167,6 +167,30 @@ def _spoofing(ctx: SimContext, rng: np.random.Generator) -> ScenarioEvents:
     return ScenarioEvents(spoofing=[episode])
 
 
+def _spoofed_start(ctx: SimContext, rng: np.random.Generator) -> ScenarioEvents:
+    """A signal simulator feeds the receivers from their first byte (no onset to see).
+
+    Variants by seed: odd seeds make the first receiver NMEA-only, every third seed feeds
+    the first receiver only (a cabled simulator), the others all (a radiating one); the
+    power level, the spread the simulator adds and the time to first fix are drawn.
+    """
+    from drivers.simulated.gnss import SimulatorStart  # heavy module: only when built
+
+    gnss = sorted(s.id for s in ctx.site.sensors if s.kind == "gnss")
+    first = tuple(gnss[:1])
+    episode = SimulatorStart(
+        "simulator-1",
+        float(rng.uniform(5.0, 35.0)),  # first fix: hot to cold start
+        ctx.duration_s,
+        drift_mps=0.0,
+        level_dbhz=float(rng.uniform(38.0, 52.0)),
+        spread_db=0.0 if rng.random() < 0.3 else float(rng.uniform(0.3, 1.0)),
+        receivers=first if ctx.seed % 3 == 0 else (),
+        nmea_only=first if ctx.seed % 2 == 1 else (),
+    )
+    return ScenarioEvents(spoofing=[episode])
+
+
 def _spread_times(
     rng: np.random.Generator, n: int, lo: float, hi: float, min_gap_s: float
 ) -> list[float]:
@@ -193,6 +217,17 @@ def _emp(ctx: SimContext, rng: np.random.Generator) -> ScenarioEvents:
     d = ctx.duration_s
     n = int(rng.integers(1, 4))
     return ScenarioEvents(power=_emp_events(rng, _spread_times(rng, n, 0.15 * d, 0.85 * d, 20.0)))
+
+
+def _emp_family(ctx: SimContext, rng: np.random.Generator) -> ScenarioEvents:
+    """2-4 EMP-like events on feeds A and B, each drawn from the power model's family of
+    waveforms (polarity, coupling, saturation, ringing, spread: drivers/simulated/power.py)."""
+    d = ctx.duration_s
+    n = int(rng.integers(2, 5))
+    times = _spread_times(rng, n, 0.15 * d, 0.85 * d, 5.0)
+    return ScenarioEvents(
+        power=[PowerEvent(f"emp-{i + 1}", "emp_family", t, ("A", "B")) for i, t in enumerate(times)]
+    )
 
 
 def _switching(ctx: SimContext, rng: np.random.Generator) -> ScenarioEvents:
@@ -248,6 +283,28 @@ def _quiet(ctx: SimContext, rng: np.random.Generator) -> ScenarioEvents:
     return ScenarioEvents()
 
 
+def _soaring_birds(ctx: SimContext, rng: np.random.Generator) -> ScenarioEvents:
+    """Kettles of large soaring birds; the variant (how many, how high, wind) is per seed."""
+    from drivers.simulated.soaring_birds import soaring_kettle
+
+    wind_dir = float(rng.uniform(0.0, 2.0 * np.pi))  # one wind for every kettle
+    wind = float(rng.uniform(0.0, 8.0)) * np.array([np.sin(wind_dir), np.cos(wind_dir)])
+    objects = []
+    for i in range(int(rng.integers(1, 5))):
+        objects += soaring_kettle(
+            ctx, rng, f"soaring-{i + 1}", crosses=i == 0 or bool(rng.random() < 0.6), wind_mps=wind
+        )
+    return ScenarioEvents(objects=objects)
+
+
+def _helicopter(ctx: SimContext, rng: np.random.Generator) -> ScenarioEvents:
+    """One or two helicopters hovering, surveying or orbiting within the alert radius."""
+    from drivers.simulated.helicopters import helicopter
+
+    n = 1 if rng.random() < 0.7 else 2
+    return ScenarioEvents(objects=[helicopter(ctx, rng, f"helicopter-{i + 1}") for i in range(n)])
+
+
 SCENARIOS: dict[str, ScenarioSpec] = {
     "approach": ScenarioSpec(
         "One drone flies in from 3-5 km on zone hall-a; it may hover or stop short",
@@ -280,7 +337,20 @@ SCENARIOS: dict[str, ScenarioSpec] = {
         _spoofing,
         min_duration_s=150.0,
     ),
+    "spoofed_start": ScenarioSpec(
+        "A GNSS signal simulator feeds the receivers from their first byte",
+        120.0,
+        _spoofed_start,
+        min_duration_s=60.0,
+    ),
     "emp": ScenarioSpec("1-3 EMP-like impulses on feeds A and B", 180.0, _emp, min_duration_s=30.0),
+    "emp_family": ScenarioSpec(
+        "2-4 EMP-like events on feeds A and B drawn from a family of waveforms "
+        "(coupling, saturation, ringing, spread)",
+        60.0,
+        _emp_family,
+        min_duration_s=20.0,
+    ),
     "switching": ScenarioSpec(
         "Capacitor switching, an ATS transfer, a sag and a fault: normal operations, must not alert",
         240.0,
@@ -291,6 +361,17 @@ SCENARIOS: dict[str, ScenarioSpec] = {
         300.0,
         _coordinated,
         min_duration_s=240.0,
+    ),
+    "soaring_birds": ScenarioSpec(
+        "Kettles of large soaring birds thermalling and gliding past the site; no drone",
+        300.0,
+        _soaring_birds,
+    ),
+    "helicopter": ScenarioSpec(
+        "A slow or hovering helicopter within the alert radius; no drone",
+        300.0,
+        _helicopter,
+        min_duration_s=120.0,
     ),
     "quiet_hour": ScenarioSpec(
         "An hour of background only: clutter, noise, distant birds",
@@ -322,8 +403,16 @@ def background(ctx: SimContext, birds: bool = True) -> list:
     return objects
 
 
-def build(name: str, seed: int, duration_s: float | None = None) -> tuple[str, SimOutput]:
-    """The site TOML and every feed (sorted by receive time), truth and truth tracks."""
+def build(
+    name: str,
+    seed: int,
+    duration_s: float | None = None,
+    extra_objects: Callable[[SimContext], list] | None = None,
+) -> tuple[str, SimOutput]:
+    """The site TOML and every feed (sorted by receive time), truth and truth tracks.
+
+    ``extra_objects(ctx)`` adds objects to the scene (``--trajectories``: real tracks).
+    """
     # Imported here: the GNSS and power models are heavy and not needed to list scenarios.
     from drivers.simulated.gnss import simulate_gnss
     from drivers.simulated.power import simulate_power
@@ -339,6 +428,8 @@ def build(name: str, seed: int, duration_s: float | None = None) -> tuple[str, S
     ctx = SimContext(sim_site(), SIM_T0_NS, duration, int(seed))
     events = spec.events(ctx, ctx.rng(f"scenario:{name}"))
     objects = list(events.objects) + background(ctx, birds=spec.background_birds)
+    if extra_objects is not None:
+        objects += extra_objects(ctx)
     sensors = ctx.site.sensors
 
     def of(kind: str) -> list:

@@ -78,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--duration", type=float, help="seconds (default: the scenario's own)")
     s.add_argument("--list", action="store_true", help="list scenarios and exit")
+    s.add_argument(
+        "--trajectories",
+        action="append",
+        metavar="FILE[:key=value...][,FILE...]",
+        help="fly real tracks past the site (as=drone|bird|glider|aircraft|helicopter, "
+        "place=pass|inbound|keep, ...; or a .toml spec; see docs/simulation.md)",
+    )
     s.set_defaults(func=_cmd_simulate)
 
     sc = sub.add_parser("score", help="score alerts against a recording's truth (JSON metrics)")
@@ -762,7 +769,12 @@ def _cmd_simulate(args) -> int:
     from fusion.cli.simulate import write_scenario
 
     try:
-        summary = write_scenario(args.scenario, args.out, args.seed, args.duration)
+        specs = None
+        if args.trajectories:
+            from drivers.simulated.flown import parse_specs
+
+            specs = [s for text in args.trajectories for s in parse_specs(text)]
+        summary = write_scenario(args.scenario, args.out, args.seed, args.duration, specs)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     print(summary)
