@@ -65,6 +65,7 @@ SNIPPET_PRE_S = 0.02
 SNIPPET_POST_S = 0.04
 MAX_SNIPPETS = 16
 MAX_EVENTS_IN_DETAILS = 24
+EMP_AFTERMATH_S = 0.1  # an emp_like impulse's own brief RMS rise and ringing end within this
 MAX_GROUP_EVENTS = 2000  # per disturbance; beyond it waveshape changes are counted, not kept
 ENVELOPE_POINTS = 4096  # per front-end; older points are merged in pairs (min/max kept)
 _WARM_UP_T0_NS = 1_000_000_000 * NS  # warm_up's synthetic frames: an arbitrary data time
@@ -298,7 +299,9 @@ class PowerTransientDetector:
         self._rf: deque[RfBurst] = deque(maxlen=64)
         self._rf_watch = RfBurstWatch(s.rf_burst_db, s.rf_burst_fraction)
         self._coinc_ns = round(s.coincidence_ms * 1e6)
-        self._horizon_ns = round((s.coincidence_ms + s.impulse_max_ms + 2 * s.merge_gap_ms) * 1e6)
+        # an impulse event is emitted when its excursion (with any ringing) has ended
+        longest_ms = max(s.impulse_max_ms, s.impulse_ring_max_ms)
+        self._horizon_ns = round((s.coincidence_ms + longest_ms + 2 * s.merge_gap_ms) * 1e6)
         self.snippets: list[Snippet] = []
         # (group or disturbance, sensor, t_ns): waveform still to be taken once data has passed
         self._snippet_wait: list[tuple[Any, str, int]] = []
@@ -883,6 +886,9 @@ class PowerTransientDetector:
             if watermark_ns < d.t_end_ns + settle:
                 continue
             d.final = True
+            if d.incident is None and self._emp_aftermath(d, st) is not None:
+                self.counts["emp_aftermath"] = self.counts.get("emp_aftermath", 0) + 1
+                continue
             inc = self._disturbance_incident(d, st, {}, {}, d.t_end_ns)
             if inc is None:
                 continue
@@ -893,6 +899,28 @@ class PowerTransientDetector:
                 self._publish_snippets(d, inc)
             else:
                 inc.dirty = True
+
+    def _emp_aftermath(self, d: _Disturbance, st: _Stream) -> _ImpulseGroup | None:
+        """The emp_like group whose own energy ``d`` is, if any.
+
+        A large impulse and its ringing raise U_rms(1/2) for the two windows that
+        hold it (a brief "swell"), and its ringing or the excursions around it are
+        waveform events of the feed. When that is all ``d`` holds (no dip: a dip is
+        the feed's own trouble, or the pulse took the supply down), it starts within
+        two windows of an emp_like group on its feed and is over within
+        ``EMP_AFTERMATH_S``, it is part of that incident, not a power-quality event."""
+        if any(e.kind in (SAG, INTERRUPTION) for e in d.events):
+            return None
+        window = round(2 * NS / st.sensor.nominal_hz)
+        for g in self._groups:
+            if g.subtype != "emp_like" or all(e.feed != d.feed for e in g.events):
+                continue
+            if (
+                g.t_first_ns - window <= d.t_start_ns <= g.t_first_ns + window
+                and d.t_end_ns <= g.t_first_ns + round(EMP_AFTERMATH_S * NS)
+            ):
+                return g
+        return None
 
     def _late_explanation(self, g: SwitchgearEvent) -> list[Finding]:
         """A switchgear operation reported after its disturbance was judged: judge it again."""

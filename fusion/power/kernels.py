@@ -40,6 +40,29 @@ sample:
    sign changes at ``osc_min_hz`` or faster (IEEE 1159 §4.4.2: capacitor
    switching rings at a few hundred Hz); else a *waveshape change* (the onset
    of a sag, a phase jump), which is evidence, not a transient.
+   Two more cases are impulses, because a real front-end does not show an
+   impulse as a clean unidirectional excursion (issue #13):
+
+   - **at the rail**: within its first ``ONSET`` samples the excursion holds a
+     clipped sample reached by a step of at least ``dv_min`` (ten times the
+     fundamental's steepest slope 2π·f·Vpk/fs). A clipped front-end shows at
+     most ``full scale - v(t)`` of an impulse, which is small on the phase whose
+     voltage already had the impulse's polarity; the rail reached faster than
+     the mains can move is the evidence, whatever the visible residual. Such a
+     sample starts an excursion even below ``thr_on``.
+   - **ringing**: the onset rose by ``dv_min`` in one sample, the first sign
+     change came within ``imax`` samples and every later half period is at
+     most ``ring_hp`` samples on average (ringing at ``ring_min_hz`` or
+     faster: the conductors' own resonances, kHz, not a capacitor bank's
+     hundreds of Hz).
+   - **decaying**: the onset rose by ``dv_min`` in one sample and, from
+     ``imax`` samples on, ``|d|`` stayed below half its peak (a slow fall or a
+     small lobe of ringing merged into the excursion; a sag's or fault's
+     deviation follows the mains and does not decay).
+
+   All must be over within ``ring_max`` samples, shorter than the half cycle
+   that is the shortest sag or swell (IEEE 1159-2019 Table 2), so the onset of
+   a sag, a swell that clips, or a fault never is one.
 
 An impulse is patched out of the reference cycle once it has ended (its samples
 in the history are replaced by the cycle before), so it does not come back
@@ -105,7 +128,8 @@ I_EX_PEAK_IDX = 18
 I_EX_SIGN0 = 19  # polarity at the start of the excursion
 I_LO_CLIPS = 20  # clipped samples while a dip is open
 I_HI_CLIPS = 21
-N_ISTATE = 22
+I_EX_RAIL = 22  # 1: a clipped sample reached faster than dv_min at the excursion's onset
+N_ISTATE = 23
 
 # --- float state columns -------------------------------------------------------------------
 F_XPREV = 0
@@ -123,7 +147,9 @@ F_EX_EN = 11  # sum of d²
 F_LO_MIN = 12  # lowest U_rms(1/2), pu, while a dip is open
 F_HI_MAX = 13
 F_RMS = 14  # latest U_rms(1/2), pu
-N_FSTATE = 15
+F_EX_DV0 = 15  # largest |x[n] - x[n-1]| over the excursion's onset (its first ONSET samples)
+F_EX_LATE = 16  # largest |d| once the excursion is ``imax`` samples old
+N_FSTATE = 17
 
 # --- parameters ----------------------------------------------------------------------------
 P_N = 0  # samples per nominal cycle
@@ -139,7 +165,11 @@ P_SAG = 9  # pu
 P_SWELL = 10
 P_HYST = 11
 P_ZC_HYST = 12  # V
-N_PARAMS = 13
+P_RING_MAX = 13  # samples: the longest excursion an impulse with its ringing may be
+P_RING_HP = 14  # samples: the longest mean half period of an impulse's ringing
+N_PARAMS = 15
+
+ONSET = 2  # samples: an impulse's onset (it may straddle two samples)
 
 # --- event columns ---------------------------------------------------------------------------
 E_CH = 0  # channel row (index into the chain's channels)
@@ -181,8 +211,28 @@ def _emit_excursion(k, ist, fst, w, base, prm, ev_i, ev_f, n_ev, newest, trunc):
     osc_hz = 0.0
     if flips >= 2 and ist[k, I_EX_FLIP1] > ist[k, I_EX_FLIP0]:
         osc_hz = (flips - 1) * fs / (2.0 * (ist[k, I_EX_FLIP1] - ist[k, I_EX_FLIP0]))
+    ring_max = int(prm[P_RING_MAX])
+    flip0 = ist[k, I_EX_FLIP0]
     if imax > 0 and dur <= imax and flips == 0 and fst[k, F_EX_DV] >= prm[P_DVMIN]:
         kind = K_IMPULSE
+    elif imax > 0 and dur <= ring_max and ist[k, I_EX_RAIL] == 1:
+        kind = K_IMPULSE  # reached the rail faster than the mains can move
+    elif (
+        imax > 0
+        and dur <= ring_max
+        and flips >= 1
+        and fst[k, F_EX_DV0] >= prm[P_DVMIN]
+        and flip0 - start <= imax
+        and last - flip0 + 1 <= flips * prm[P_RING_HP]
+    ):
+        kind = K_IMPULSE  # a steep impulse and the kHz ringing it excited
+    elif (
+        imax > 0
+        and dur <= ring_max
+        and fst[k, F_EX_DV0] >= prm[P_DVMIN]
+        and fst[k, F_EX_LATE] <= 0.5 * abs(fst[k, F_EX_PEAKD])
+    ):
+        kind = K_IMPULSE  # a steep impulse that had decayed to half within imax
     elif flips >= 2 and osc_hz >= prm[P_OSC_MIN_HZ]:
         kind = K_OSCILLATORY
     else:
@@ -215,8 +265,12 @@ def _emit_excursion(k, ist, fst, w, base, prm, ev_i, ev_f, n_ev, newest, trunc):
 
 
 @njit(cache=True, nogil=True)
-def _excursion_start(k, idx, x, x_prev, d, d1, d2, clip, ist, fst):
+def _excursion_start(k, idx, x, x_prev, d, d1, d2, clip, ist, fst, dv_min):
     s = 1 if d > 0.0 else -1
+    dv = abs(x - x_prev)
+    ist[k, I_EX_RAIL] = 1 if clip and dv >= dv_min else 0
+    fst[k, F_EX_DV0] = dv
+    fst[k, F_EX_LATE] = 0.0
     ist[k, I_EX_ON] = 1
     ist[k, I_EX_START] = idx
     ist[k, I_EX_LAST] = idx
@@ -229,7 +283,7 @@ def _excursion_start(k, idx, x, x_prev, d, d1, d2, clip, ist, fst):
     ist[k, I_EX_PEAK_IDX] = idx
     fst[k, F_EX_PEAKD] = d
     fst[k, F_EX_PEAKX] = abs(x)
-    fst[k, F_EX_DV] = abs(x - x_prev)
+    fst[k, F_EX_DV] = dv
     fst[k, F_EX_TK] = d1 * d1 - d2 * d
     fst[k, F_EX_EN] = d * d
 
@@ -239,6 +293,12 @@ def _excursion_step(
     k, idx, x, x_prev, d, d1, d2, clip, gap, thr_off, freq, ist, fst, w, base, prm, ev_i, ev_f, n_ev
 ):
     """One sample of an open excursion; returns (events written, still open)."""
+    if idx - ist[k, I_EX_START] < ONSET:
+        dv = abs(x - x_prev)
+        if dv > fst[k, F_EX_DV0]:
+            fst[k, F_EX_DV0] = dv
+        if clip and dv >= prm[P_DVMIN]:
+            ist[k, I_EX_RAIL] = 1
     ad = abs(d)
     if ad > thr_off:
         s = 1 if d > 0.0 else -1
@@ -249,6 +309,8 @@ def _excursion_step(
             ist[k, I_EX_FLIP1] = idx
             ist[k, I_EX_SIGN] = s
         ist[k, I_EX_LAST] = idx
+        if idx - ist[k, I_EX_START] >= int(prm[P_IMAX]) and ad > fst[k, F_EX_LATE]:
+            fst[k, F_EX_LATE] = ad
         if ad > abs(fst[k, F_EX_PEAKD]):
             fst[k, F_EX_PEAKD] = d
             ist[k, I_EX_PEAK_IDX] = idx
@@ -360,6 +422,8 @@ def _run_block(
     thr_off = prm[P_THR_OFF]
     gap = int(prm[P_GAP])
     zch = prm[P_ZC_HYST]
+    imax = int(prm[P_IMAX])
+    dv_min = prm[P_DVMIN]
     lo_per = 0.5 * nc
     hi_per = 1.5 * nc
     w[:n2] = hist[k]
@@ -499,9 +563,11 @@ def _run_block(
                 ev_f,
                 n_ev,
             )
-        elif abs(d) > thr_on and idx >= warm_until:
+        elif idx >= warm_until and (
+            abs(d) > thr_on or (clip and imax > 0 and abs(x - x_prev) >= dv_min)
+        ):
             ex_on = True
-            _excursion_start(k, idx, x, x_prev, d, d1, d2, clip, ist, fst)
+            _excursion_start(k, idx, x, x_prev, d, d1, d2, clip, ist, fst, dv_min)
         d2 = d1
         d1 = d
         x_prev = x
@@ -632,6 +698,8 @@ class ChainSettings:
     impulse_max_s: float = 1.0e-3
     impulse_min_dvdt_pu: float = 10.0
     impulse_min_fs_hz: float = 4000.0
+    impulse_ring_max_s: float = 6.0e-3
+    impulse_ring_min_hz: float = 1000.0
     oscillatory_min_hz: float = 200.0
     sag_pu: float = 0.9
     swell_pu: float = 1.1
@@ -663,6 +731,10 @@ def chain_params(fs_hz: float, nominal_hz: float, nominal_v: float, s: ChainSett
     imax = min(imax, max(0, n - gap - 1))
     p[P_GAP] = gap
     p[P_IMAX] = imax
+    # Impulse and ringing: patched out of the reference like any impulse, so no longer.
+    ring_max = math.floor(s.impulse_ring_max_s * fs_hz + 1e-9) if imax > 0 else 0
+    p[P_RING_MAX] = min(max(ring_max, imax), max(0, n - gap - 1))
+    p[P_RING_HP] = fs_hz / (2.0 * s.impulse_ring_min_hz)
     # the fundamental's steepest slope is 2π·f·Vpk per second
     p[P_DVMIN] = s.impulse_min_dvdt_pu * 2.0 * math.pi * nominal_hz * vpk / fs_hz
     p[P_OSC_MIN_HZ] = s.oscillatory_min_hz

@@ -26,6 +26,8 @@ class PowerSettings:
     impulse_max_ms: float = 1.0
     impulse_min_dvdt_pu: float = 10.0
     impulse_min_fs_hz: float = 4000.0
+    impulse_ring_max_ms: float = 6.0
+    impulse_ring_min_hz: float = 1000.0
     oscillatory_min_hz: float = 200.0
     # U_rms(1/2) events, per unit of the nominal RMS (IEEE 1159, IEC 61000-4-30)
     sag_pu: float = 0.9
@@ -34,7 +36,7 @@ class PowerSettings:
     hysteresis_pu: float = 0.02
     fault_unbalance_pu: float = 0.2
     # classification across channels, feeds and other sensors
-    coincidence_ms: float = 1.0
+    coincidence_ms: float = 1.5
     min_feeds: int = 2
     group_gap_s: float = 0.5
     settle_s: float = 0.5
@@ -92,6 +94,10 @@ class PowerSettings:
             out.append(f"{SECTION}.release_pu: must not exceed threshold_pu ({self.threshold_pu})")
         if not self.interruption_pu < self.sag_pu < 1.0:
             out.append(f"{SECTION}.sag_pu: must lie between interruption_pu and 1.0")
+        if self.impulse_ring_max_ms < self.impulse_max_ms:
+            out.append(f"{SECTION}.impulse_ring_max_ms: must not be below impulse_max_ms")
+        if self.impulse_ring_min_hz < self.oscillatory_min_hz:
+            out.append(f"{SECTION}.impulse_ring_min_hz: must not be below oscillatory_min_hz")
         if self.swell_pu <= 1.0:
             out.append(f"{SECTION}.swell_pu: must be above 1.0")
         if self.hysteresis_pu >= min(1.0 - self.sag_pu, self.swell_pu - 1.0):
@@ -106,6 +112,8 @@ class PowerSettings:
             impulse_max_s=self.impulse_max_ms / 1e3,
             impulse_min_dvdt_pu=self.impulse_min_dvdt_pu,
             impulse_min_fs_hz=self.impulse_min_fs_hz,
+            impulse_ring_max_s=self.impulse_ring_max_ms / 1e3,
+            impulse_ring_min_hz=self.impulse_ring_min_hz,
             oscillatory_min_hz=self.oscillatory_min_hz,
             sag_pu=self.sag_pu,
             swell_pu=self.swell_pu,

@@ -39,6 +39,9 @@ def chain_reference(
     gap = max(1, round(s.merge_gap_s * fs_hz))
     imax = math.floor(s.impulse_max_s * fs_hz + 1e-9) if fs_hz >= s.impulse_min_fs_hz else 0
     imax = min(imax, max(0, n_cycle - gap - 1))
+    ring_max = math.floor(s.impulse_ring_max_s * fs_hz + 1e-9) if imax > 0 else 0
+    ring_max = min(max(ring_max, imax), max(0, n_cycle - gap - 1))
+    ring_hp = fs_hz / (2.0 * s.impulse_ring_min_hz)
     dv_min = s.impulse_min_dvdt_pu * 2.0 * math.pi * nominal_hz * vpk / fs_hz
     zc_h = s.zero_cross_hysteresis_pu * vpk
 
@@ -103,6 +106,9 @@ def chain_reference(
             # excursions of d
             teager = d_hist[1] * d_hist[1] - d_hist[0] * d
             if ex is not None:
+                if i - ex["start"] < 2:  # the onset: an impulse may straddle two samples
+                    ex["dv0"] = max(ex["dv0"], abs(xi - x_prev))
+                    ex["rail"] |= clipped[i] and abs(xi - x_prev) >= dv_min
                 if abs(d) > thr_off:
                     sign = 1 if d > 0 else -1
                     if sign != ex["sign"]:
@@ -112,6 +118,8 @@ def chain_reference(
                         ex["flip1"] = i
                         ex["sign"] = sign
                     ex["last"] = i
+                    if i - ex["start"] >= imax:
+                        ex["late"] = max(ex["late"], abs(d))
                     if abs(d) > abs(ex["peak_d"]):
                         ex["peak_d"], ex["peak_idx"] = d, i
                     ex["peak_x"] = max(ex["peak_x"], abs(xi))
@@ -120,7 +128,9 @@ def chain_reference(
                     ex["energy"] += d * d
                     ex["teager"] = max(ex["teager"], teager)
                 elif i - ex["last"] > gap:
-                    kind = _excursion_kind(ex, fs_hz, imax, dv_min, s.oscillatory_min_hz)
+                    kind = _excursion_kind(
+                        ex, fs_hz, imax, dv_min, s.oscillatory_min_hz, ring_max, ring_hp
+                    )
                     events.append(_excursion_event(c, kind, ex, fs_hz, freq))
                     if kind == 1 and i - ex["start"] < n_cycle:
                         for j in range(ex["start"], ex["last"] + 1):
@@ -128,7 +138,9 @@ def chain_reference(
                     ex = None
                 else:
                     ex["energy"] += d * d
-            elif abs(d) > thr_on and i >= n_cycle:
+            elif i >= n_cycle and (
+                abs(d) > thr_on or (clipped[i] and imax > 0 and abs(xi - x_prev) >= dv_min)
+            ):
                 sign = 1 if d > 0 else -1
                 ex = {
                     "start": i,
@@ -145,16 +157,39 @@ def chain_reference(
                     "dv": abs(xi - x_prev),
                     "teager": teager,
                     "energy": d * d,
+                    "dv0": abs(xi - x_prev),
+                    "rail": bool(clipped[i]) and abs(xi - x_prev) >= dv_min,
+                    "late": 0.0,
                 }
             d_hist = [d_hist[1], d]
     return events, envelope
 
 
-def _excursion_kind(ex: dict, fs: float, imax: int, dv_min: float, osc_min_hz: float) -> int:
+def _excursion_kind(
+    ex: dict,
+    fs: float,
+    imax: int,
+    dv_min: float,
+    osc_min_hz: float,
+    ring_max: int,
+    ring_hp: float,
+) -> int:
     duration = ex["last"] - ex["start"] + 1
     osc = _osc_hz(ex, fs)
     if imax > 0 and duration <= imax and ex["flips"] == 0 and ex["dv"] >= dv_min:
-        return 1
+        return 1  # a clean impulse: unidirectional, short, steep
+    if imax > 0 and duration <= ring_max and ex["rail"]:
+        return 1  # the rail, reached faster than the mains can move, at the onset
+    rings = (
+        ex["flips"] >= 1
+        and ex["flip0"] - ex["start"] <= imax
+        and ex["last"] - ex["flip0"] + 1 <= ex["flips"] * ring_hp
+    )
+    if imax > 0 and duration <= ring_max and ex["dv0"] >= dv_min and rings:
+        return 1  # a steep onset, then ringing at kHz that dies away quickly
+    decayed = ex["late"] <= 0.5 * abs(ex["peak_d"])
+    if imax > 0 and duration <= ring_max and ex["dv0"] >= dv_min and decayed:
+        return 1  # a steep onset, below half its peak once imax samples old
     if ex["flips"] >= 2 and osc >= osc_min_hz:
         return 2
     return 3

@@ -50,3 +50,46 @@ def add_ring(v: np.ndarray, at: int, hz: float, depth_pu: float, tau_s: float, f
     ring[on] = np.exp(-t[on] / tau_s) * np.cos(2 * math.pi * hz * t[on])
     v -= (depth_pu * VPK * ring)[:, None] * np.array([1.0, -0.5, -0.5])
     return v
+
+
+def add_emp_member(
+    v: np.ndarray,
+    t_arrive_s: np.ndarray,
+    peak_pu: np.ndarray,
+    *,
+    width_s: float,
+    fall_s: float,
+    ring_hz: float,
+    ring_fraction: float,
+    ring_decay_s: float,
+    ring_sign: float = 1.0,
+    fs: float = FS,
+) -> np.ndarray:
+    """One member of the EMP-like family (issue #13) added to ``v`` (n, 3) volts, before any
+    clipping: per phase a flat top of ``peak_pu`` (signed, coupling included) from
+    ``t_arrive_s`` for ``width_s``, then an exponential fall and damped ringing.
+
+    Written independently of the simulator's ``_FamilyImpulse``: the same physics, so the
+    detector is checked against two renderings of it.
+    """
+    t = np.arange(len(v)) / fs
+    for k in range(v.shape[1]):
+        dt = t - t_arrive_s[k]
+        a = peak_pu[k] * VPK
+        top = (dt >= 0) & (dt < width_s)
+        v[top, k] += a
+        after = dt >= width_s
+        u = dt[after] - width_s
+        ring = (
+            ring_sign
+            * ring_fraction
+            * np.exp(-u / ring_decay_s)
+            * np.sin(2 * math.pi * ring_hz * u)
+        )
+        v[after, k] += a * (np.exp(-u / fall_s) + ring)
+    return v
+
+
+def scale_for(full_scale_pu: float) -> float:
+    """Volts per count of a front-end whose input range is ``full_scale_pu`` nominal peaks."""
+    return full_scale_pu * VPK / 32767

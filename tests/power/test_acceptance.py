@@ -112,6 +112,17 @@ def test_coordinated_scenario_impulse_is_emp_like(recordings, seed):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_emp_family_scenario_every_member_is_emp_like(recordings, seed):
+    """Issue #13: EMP-like events drawn from the simulator's family (coupling, saturation
+    at a 2-4 pu full scale, single-sample impulses, kHz ringing, 0-0.6 ms spread)."""
+    alerts, scored, truth = replayed(recordings("emp_family", seed))
+    emp_checks(alerts, scored, truth)
+    opens = [a for a in alerts if a["kind"] == "power_transient" and a["state"] == "open"]
+    assert {a["details"]["subtype"] for a in opens} == {"emp_like"}, [a["summary"] for a in opens]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", (1, 2))
 def test_switching_scenario_never_emp_like_and_names_each_event(recordings, seed):
     alerts, scored, truth = replayed(recordings("switching", seed))
