@@ -29,8 +29,10 @@ A receiver with the AGC-fall-and-jamInd-rise pattern held ``power_only_s``,
 ``rf_only_rise_db`` for ``rf_only_s`` is also jamming without a C/N0 drop.
 
 Spoofing (``gnss_spoofing``), from any of: satellites that changed C/N0 and
-converged on one level (``spoof_cluster_min``), C/N0 uniform across the sky,
-the position offset from the reference beyond max(``position_limit_m``,
+converged on one level (``spoof_cluster_min``), C/N0 uniform across the sky
+(against the receiver's learned spread, or, with no baseline, flat over a wide
+elevation span: a simulator from the first byte), satellites tracked below the
+horizon, the position offset from the reference beyond max(``position_limit_m``,
 ``position_sigma`` x accuracy), a clock bias step (``clock_jump_ns``), two
 receivers' offsets disagreeing, or the receiver's own spoofing flags
 (``flag_count`` in ``flag_window_s``). Receivers configured ``mobile``
@@ -578,6 +580,36 @@ class GnssDetector:
                         "cn0_elevation_correlation": _r(c[K.F_CORR_ELEV], 2),
                     }
                 )
+            sky = m.sky
+            if cn0_fresh and m.flat_sky.active:
+                families.add("cn0_flat")
+                onset = min(onset, m.flat_sky.onset or t)
+                evidence.append(
+                    {
+                        "sensor": rid,
+                        "feature": "cn0_flat_sky",
+                        "value": _r(sky[K.S_SPREAD], 2),
+                        "threshold": s.sky_flat_spread_db,
+                        "slope_db_per_deg": _r(sky[K.S_SLOPE], 3),
+                        "slope_threshold": s.sky_flat_slope_db_per_deg,
+                        "satellites": int(sky[K.S_N]),
+                        "elevation_span_deg": _r(sky[K.S_SPAN], 0),
+                        "level_dbhz": _r(sky[K.S_LEVEL]),
+                    }
+                )
+            if cn0_fresh and m.below_horizon.active:
+                families.add("below_horizon")
+                onset = min(onset, m.below_horizon.onset or t)
+                evidence.append(
+                    {
+                        "sensor": rid,
+                        "feature": "satellites_below_horizon",
+                        "value": int(sky[K.S_BELOW]),
+                        "lowest_elevation_deg": _r(sky[K.S_MIN_ELEV], 0),
+                        "margin_deg": s.horizon_margin_deg,
+                        "threshold": s.below_horizon_min,
+                    }
+                )
             if m.displaced.active and not m.mobile:
                 o = m.offset
                 families.add("position")
@@ -648,6 +680,8 @@ class GnssDetector:
         what = {
             "cn0_cluster": "satellites converged on one C/N0",
             "cn0_uniform": "C/N0 uniform across the sky",
+            "cn0_flat": "C/N0 the same on every satellite whatever its elevation",
+            "below_horizon": "satellites tracked below the horizon",
             "position": "position off the reference",
             "clock": "clock bias step",
             "receiver_flag": "receiver flags spoofing",

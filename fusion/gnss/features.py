@@ -10,6 +10,15 @@ the detector judges, each against a baseline learned from the same receiver:
   over satellites), the share of satellites that dropped or were lost, how
   many are tracked and above 30 dB-Hz, the spread across satellites and the
   densest cluster of satellites that changed (spoofing).
+- The static sky check (``kernels.sky_check``), which needs no baseline and
+  so catches a simulator or spoofer present from the first byte: C/N0 nearly
+  the same on every satellite over a wide elevation span and not rising with
+  elevation (``flat_sky``), or satellites tracked below the horizon
+  (``below_horizon``). Judged only while the receiver reports a valid fix
+  (its elevations then come from a position it trusts), with at least
+  ``sky_min_satellites`` over ``sky_min_elev_span_deg``, so a receiver that
+  is still acquiring, or an obstructed antenna seeing a patch of sky, is not
+  judged.
   Sources, best first: UBX NAV-SAT, NAV-SVINFO, NMEA GSV (per talker and
   signal, a group complete at its last sentence).
 - Receiver power indicators per RF block: AGC count, CW jamming indicator,
@@ -57,6 +66,7 @@ POWER_FRESH_S = 10.0  # a power sample older than this says nothing about now
 CLOCK_LATCH_S = 30.0  # a clock step stays evidence this long
 MAX_FREEZE_S = 120.0  # suspect without an incident this long: baselines learn again
 MS_NS = 1_000_000
+SKY_TRIM = 0.1  # share of satellites farthest from the median C/N0 left out of the sky check
 
 # The identities whose parsed fields the monitor reads (the pipeline parses only these);
 # NAV-SAT, NAV-SVINFO and MON-RF are read from raw bytes (ubx_blocks).
@@ -202,6 +212,9 @@ class ReceiverMonitor:
         self.cn0_drop = Persistence(settings.persist_s)
         self.cluster = Persistence(settings.persist_s)
         self.uniform = Persistence(2.5 * max(settings.persist_s, 1.0))
+        self.sky = np.full(K.N_SKY, np.nan)
+        self.flat_sky = Persistence(settings.sky_persist_s)
+        self.below_horizon = Persistence(settings.sky_persist_s)
         self.peak_drop_db = 0.0
         # power
         self.blocks: dict[int, PowerBlock] = {}
@@ -217,6 +230,7 @@ class ReceiverMonitor:
         self.had_fix = False
         self._fix_status_t = -math.inf
         self._fix_status_ok = False
+        self._time_fix_t = -math.inf  # last valid time-only fix (fix type 5: timing receivers)
         self._gst: tuple[float, float] = (-math.inf, math.nan)
         self._hdop = math.nan
         self.reference: EnuFrame | None = None
@@ -292,6 +306,7 @@ class ReceiverMonitor:
                 return True
             if ident == "NAV-PVT":
                 ok = bool(f.get("gnssFixOk")) and int(f.get("fixType", 0)) in (2, 3, 4)
+                self._time_fix(t, bool(f.get("gnssFixOk")), int(f.get("fixType", 0)))
                 self._fix(
                     t,
                     msg.t_ns,
@@ -312,6 +327,7 @@ class ReceiverMonitor:
                     3,
                     4,
                 )
+                self._time_fix(t, bool(f.get("gpsFixOk")), int(f.get("gpsFix", 0)))
                 state = int(_num(f.get("spoofDetState")) or 0)
                 self.spoof_state = state
                 if state >= 2:
@@ -427,7 +443,35 @@ class ReceiverMonitor:
         self.cn0 = self.sats.summary(t)
         self.cn0_t = t
         self.cn0_source = source
+        self.sky = K.sky_check(self.sats, t, self.s.horizon_margin_deg, SKY_TRIM)
+        self._judge_sky(t)
         self._judge_cn0(t, learn)
+
+    def _judge_sky(self, t: float) -> None:
+        """The static sky check: flat C/N0 across a wide elevation span, or satellites tracked
+        below the horizon, while the receiver reports a valid fix."""
+        s, sky = self.s, self.sky
+        fix_ok = self.solution_valid(t)
+        n, span = sky[K.S_N], sky[K.S_SPAN]
+        spread, slope = sky[K.S_SPREAD], sky[K.S_SLOPE]
+        flat = fix_ok and math.isfinite(slope) and slope <= s.sky_flat_slope_db_per_deg
+        start = (
+            flat
+            and n >= s.sky_min_satellites
+            and span >= s.sky_min_elev_span_deg
+            and spread <= s.sky_flat_spread_db
+        )
+        hold = (
+            fix_ok
+            and math.isfinite(slope)
+            and slope <= s.sky_flat_slope_db_per_deg + 0.03
+            and n >= max(s.sky_min_satellites - 1, 3)
+            and span >= 0.8 * s.sky_min_elev_span_deg
+            and spread <= 1.25 * s.sky_flat_spread_db
+        )
+        self.flat_sky.update(t, start, hold)
+        below = fix_ok and sky[K.S_BELOW] >= s.below_horizon_min
+        self.below_horizon.update(t, below, below)
 
     def _judge_cn0(self, t: float, learn: bool) -> None:
         c = self.cn0
@@ -491,6 +535,8 @@ class ReceiverMonitor:
             or c[K.F_CLUSTER_N] >= 3
             or self.cluster.active
             or self.uniform.active
+            or self.flat_sky.active
+            or self.below_horizon.active
             or self.power_drop.active
         )
 
@@ -600,6 +646,17 @@ class ReceiverMonitor:
         self.fix_lost.update(t, self.had_fix and not ok, self.had_fix and not ok)
         if ok and not self.mobile:
             self._position(t, t_ns, lat, lon, h, h_acc)
+
+    def _time_fix(self, t: float, ok: bool, fix_type: int) -> None:
+        # A timing receiver at a fixed position reports "time only" (fix type 5): its
+        # elevations come from that position, so the sky check judges it too.
+        if ok and fix_type == 5:
+            self._time_fix_t = t
+
+    def solution_valid(self, t: float) -> bool:
+        """The receiver reports a valid position, or a valid time-only fix, now."""
+        fresh = self.s.stale_s
+        return (self.fix.ok and t - self.fix.t <= fresh) or t - self._time_fix_t <= fresh
 
     def _set_reference(self, lat: float, lon: float, alt: float | None, source: str) -> None:
         self.reference = EnuFrame(lat, lon, 0.0 if alt is None else alt)

@@ -32,6 +32,21 @@ Methods:
   ch. 7, C/N0 monitoring). The kernel counts satellites that changed by more
   than max(change_db, 3 sigma) and finds the densest ``cluster_width_db``
   window among their C/N0 values (sliding window over sorted values).
+- Static sky check (no baseline, no onset): on a real sky C/N0 rises with
+  elevation (antenna gain pattern and path length, roughly +0.1-0.2 dB per
+  degree) and scatters by several dB from satellite to satellite (multipath,
+  obstructions, signal types), whereas a signal simulator or a single-antenna
+  spoofer feeding a receiver from its first byte gives every satellite nearly
+  the same C/N0 whatever its elevation (Jafarnia-Jahromi et al., "GPS
+  vulnerability to spoofing threats and a review of antispoofing
+  techniques", Int. J. Navig. Observ. 2012, §5.1 on absolute power and C/N0
+  monitoring; Kaplan & Hegarty ch. 9). The kernel takes the fresh tracked
+  satellites of known elevation, trims the ``trim_fraction`` farthest from
+  the median C/N0 (a stray authentic satellite must not hide a simulator),
+  and returns the elevation span, the population standard deviation of C/N0
+  and the least-squares slope of C/N0 on elevation over the rest; and how
+  many tracked satellites are reported below ``-horizon_margin_deg``, where
+  no signal from the sky can be.
 - Rolling robust baseline: median and median absolute deviation over a ring
   buffer (Hampel, "The influence curve and its role in robust estimation",
   JASA 69, 1974; sigma = 1.4826 MAD for Gaussian data).
@@ -64,6 +79,17 @@ F_CLUSTER_LEVEL = 11  # mean C/N0 of the densest window (dB-Hz)
 F_CORR_ELEV = 12  # Pearson correlation of C/N0 with elevation (NaN below 5 satellites)
 F_CHANGED = 13  # satellites beyond the change threshold, either way
 N_FEATURES = 14
+
+# Sky-check vector layout (``sky_check``): index -> meaning.
+S_N = 0  # fresh tracked satellites with elevation in [0, 90]
+S_SPAN = 1  # their elevation span (max - min), degrees
+S_KEPT = 2  # satellites left after trimming the farthest from the median C/N0
+S_SPREAD = 3  # population standard deviation of the kept C/N0 (dB)
+S_SLOPE = 4  # least-squares slope of kept C/N0 on elevation (dB/deg; NaN below 3 or no span)
+S_LEVEL = 5  # mean C/N0 of the kept satellites (dB-Hz)
+S_BELOW = 6  # fresh tracked satellites reported below -horizon_margin_deg
+S_MIN_ELEV = 7  # lowest reported elevation of the fresh tracked satellites (deg)
+N_SKY = 8
 
 TRACKED_MIN_DBHZ = 1.0  # u-blox and NMEA report 0 / empty for an untracked satellite
 
@@ -267,6 +293,52 @@ def _summarise(
 
 
 @njit(cache=True)
+def _sky_check(t_s, stale_s, horizon_margin_deg, trim_fraction, last_cno, last_elev, last_t, out):
+    cap = last_cno.size
+    c = np.empty(cap)
+    e = np.empty(cap)
+    n = 0
+    n_below = 0
+    min_el = np.inf
+    for s in range(cap):
+        if not (last_t[s] >= t_s - stale_s) or not (last_cno[s] >= TRACKED_MIN_DBHZ):
+            continue
+        el = last_elev[s]
+        if not (el >= -90.0 and el <= 90.0):
+            continue  # unknown elevation
+        min_el = min(min_el, el)
+        if el < -horizon_margin_deg:
+            n_below += 1
+        if el >= 0.0:
+            c[n] = last_cno[s]
+            e[n] = el
+            n += 1
+    out[:] = np.nan
+    out[S_N] = n
+    out[S_BELOW] = n_below
+    out[S_KEPT] = 0.0
+    if math.isfinite(min_el):
+        out[S_MIN_ELEV] = min_el
+    if n == 0:
+        return
+    out[S_SPAN] = e[:n].max() - e[:n].min()
+    med = np.median(c[:n])
+    order = np.argsort(np.abs(c[:n] - med), kind="mergesort")
+    kept = n - int(trim_fraction * n)
+    kc = c[:n][order[:kept]]
+    ke = e[:n][order[:kept]]
+    mc = kc.mean()
+    out[S_KEPT] = kept
+    out[S_LEVEL] = mc
+    out[S_SPREAD] = math.sqrt(((kc - mc) ** 2).mean())
+    if kept >= 3:
+        me = ke.mean()
+        sxx = ((ke - me) ** 2).sum()
+        if sxx > 0.0:
+            out[S_SLOPE] = ((ke - me) * (kc - mc)).sum() / sxx
+
+
+@njit(cache=True)
 def _ring_push(buf, state, x):
     """Append ``x`` to a ring buffer; ``state`` = [head, count]."""
     cap = buf.size
@@ -400,6 +472,26 @@ def summarise_cn0(table, t_s: float) -> np.ndarray:
         table.base,
         table.var,
         table.count,
+        table.last_cno,
+        table.last_elev,
+        table.last_t,
+        out,
+    )
+    return out
+
+
+def sky_check(
+    table, t_s: float, horizon_margin_deg: float = 5.0, trim_fraction: float = 0.1
+) -> np.ndarray:
+    """The static sky check of ``table``'s fresh satellites (layout ``S_*``)."""
+    if not 0.0 <= trim_fraction < 1.0:
+        raise ValueError("trim_fraction must be in [0, 1)")
+    out = np.empty(N_SKY)
+    _sky_check(
+        float(t_s),
+        table.params.stale_s,
+        float(horizon_margin_deg),
+        float(trim_fraction),
         table.last_cno,
         table.last_elev,
         table.last_t,

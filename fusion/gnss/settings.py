@@ -39,6 +39,14 @@ class GnssSettings:
     position_sigma: float = 5.0  # ...and this many times the receiver's horizontal accuracy
     self_survey_s: float = 60.0  # unsurveyed receiver: learn its position over this long
     clock_jump_ns: float = 500.0  # receiver clock bias step against its drift
+    # Spoofing present from the start: the static sky check (no baseline, no onset needed).
+    sky_min_satellites: int = 8  # tracked satellites of known elevation needed to judge the sky
+    sky_min_elev_span_deg: float = 30.0  # ...spanning at least this many degrees of elevation
+    sky_flat_spread_db: float = 1.5  # C/N0 standard deviation across them at or below this...
+    sky_flat_slope_db_per_deg: float = 0.05  # ...and a C/N0-on-elevation slope at or below this
+    sky_persist_s: float = 1.5  # the sky check must fail this long (three 1 Hz epochs)
+    horizon_margin_deg: float = 5.0  # a satellite tracked lower than -this is not in the sky...
+    below_horizon_min: int = 2  # ...and this many of them are evidence
     flag_count: int = 2  # receiver's own jamming/spoofing flags within flag_window_s
     flag_window_s: float = 10.0
     nmea_uere_m: float = 4.0  # NMEA-only accuracy: HDOP times this (GST when present)
@@ -71,6 +79,13 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "position_sigma": (0.0, 100.0),
     "self_survey_s": (0.0, 86400.0),
     "clock_jump_ns": (1.0, 1e9),
+    "sky_min_satellites": (3, 64),
+    "sky_min_elev_span_deg": (5.0, 90.0),
+    "sky_flat_spread_db": (0.1, 10.0),
+    "sky_flat_slope_db_per_deg": (0.0, 1.0),
+    "sky_persist_s": (0.0, 600.0),
+    "horizon_margin_deg": (0.0, 90.0),
+    "below_horizon_min": (1, 64),
     "flag_count": (1, 1000),
     "flag_window_s": (0.5, 3600.0),
     "nmea_uere_m": (0.1, 1000.0),

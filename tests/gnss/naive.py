@@ -2,8 +2,8 @@
 
 Plain Python over lists and dicts, written from the method descriptions in the
 kernels' docstring rather than from their code: per-satellite gated EWMA with a
-cumulative start, the common-mode and cluster summary, median/MAD of a window,
-and channel power over a learned per-bin floor.
+cumulative start, the common-mode and cluster summary, the static sky check,
+median/MAD of a window, and channel power over a learned per-bin floor.
 """
 
 from __future__ import annotations
@@ -119,6 +119,49 @@ def summarise(state: dict, t: float, p) -> dict:
             )
     if best is not None:
         out["cluster_n"], out["cluster_up"], out["cluster_level"] = best
+    return out
+
+
+def sky_check(
+    sats: list[tuple[float, float, float]],
+    t: float,
+    stale_s: float,
+    horizon_margin_deg: float,
+    trim_fraction: float,
+) -> dict:
+    """``sats``: (cno, elev, t_last) per slot. The fresh tracked satellites of known elevation:
+    how many are below the horizon margin, and over those at 0-90 degrees, trimmed of the
+    ``trim_fraction`` farthest from their median C/N0 (ties: the lower slot stays), the
+    elevation span, spread, slope and level."""
+    fresh = [(c, e) for c, e, ts in sats if ts >= t - stale_s and c >= 1 and -90 <= e <= 90]
+    sky = [(c, e) for c, e in fresh if e >= 0]
+    out = {
+        "n": len(sky),
+        "below": sum(e < -horizon_margin_deg for _, e in fresh),
+        "min_elev": min((e for _, e in fresh), default=math.nan),
+        "span": math.nan,
+        "kept": 0,
+        "spread": math.nan,
+        "slope": math.nan,
+        "level": math.nan,
+    }
+    if not sky:
+        return out
+    out["span"] = max(e for _, e in sky) - min(e for _, e in sky)
+    med = statistics.median(c for c, _ in sky)
+    n_keep = len(sky) - int(trim_fraction * len(sky))
+    order = sorted(range(len(sky)), key=lambda i: (abs(sky[i][0] - med), i))
+    kept = [sky[i] for i in order[:n_keep]]
+    cs = [c for c, _ in kept]
+    es = [e for _, e in kept]
+    out["kept"] = len(kept)
+    out["level"] = statistics.fmean(cs)
+    out["spread"] = statistics.pstdev(cs)
+    if len(kept) >= 3:
+        me, mc = statistics.fmean(es), statistics.fmean(cs)
+        sxx = sum((e - me) ** 2 for e in es)
+        if sxx > 0:
+            out["slope"] = sum((e - me) * (c - mc) for c, e in kept) / sxx
     return out
 
 

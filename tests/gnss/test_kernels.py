@@ -262,3 +262,85 @@ def test_band_update_validates_its_input():
             np.zeros(5),
             np.zeros(5, dtype=np.int64),
         )
+
+
+SKY_KEYS = {
+    "n": K.S_N,
+    "span": K.S_SPAN,
+    "kept": K.S_KEPT,
+    "spread": K.S_SPREAD,
+    "slope": K.S_SLOPE,
+    "level": K.S_LEVEL,
+    "below": K.S_BELOW,
+    "min_elev": K.S_MIN_ELEV,
+}
+
+
+def assert_same_sky(got: np.ndarray, want: dict) -> None:
+    for key, idx in SKY_KEYS.items():
+        g, w = float(got[idx]), float(want[key])
+        if math.isnan(w):
+            assert math.isnan(g), (key, g, w)
+        else:
+            assert g == pytest.approx(w, rel=1e-9, abs=1e-9), (key, g, w)
+
+
+def naive_sky(table: SatTable, t: float, margin: float, trim: float) -> dict:
+    sats = list(
+        zip(table.last_cno.tolist(), table.last_elev.tolist(), table.last_t.tolist(), strict=True)
+    )
+    return naive.sky_check(sats, t, table.params.stale_s, margin, trim)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sky_check_matches_the_naive_twin(seed):
+    rng = np.random.default_rng(100 + seed)
+    table = SatTable(SatParams(), capacity=48)
+    t = 1_700_000_000.0
+    for k in range(12):
+        t += float(rng.uniform(0.5, 1.5))
+        n = int(rng.integers(0, 48))
+        slots = rng.choice(48, n, replace=False)
+        elev = rng.uniform(-20, 95, n)  # some below the horizon, some out of range
+        elev[rng.random(n) < 0.1] = np.nan
+        if k % 3 == 0:
+            cno = np.round(44.0 + rng.normal(0, 0.5, n))  # a simulator: many ties
+        else:
+            cno = np.round(30 + 0.15 * np.nan_to_num(elev) + rng.normal(0, 3, n))
+        cno[rng.random(n) < 0.1] = 0.0
+        K.observe_sats(table, slots, cno, elev, t, True)
+        margin = float(rng.choice([0.0, 5.0]))
+        trim = float(rng.choice([0.0, 0.1, 0.3]))
+        tq = t + float(rng.uniform(0, 3))  # some satellites go stale
+        assert_same_sky(K.sky_check(table, tq, margin, trim), naive_sky(table, tq, margin, trim))
+
+
+def test_sky_check_edge_cases():
+    table = SatTable(SatParams(), capacity=8)
+    # Nothing observed.
+    got = K.sky_check(table, 0.0)
+    assert got[K.S_N] == 0 and got[K.S_BELOW] == 0 and math.isnan(got[K.S_SPREAD])
+    assert_same_sky(got, naive_sky(table, 0.0, 5.0, 0.1))
+    # One satellite: no slope; two at one elevation: no slope either.
+    K.observe_sats(table, np.array([0]), np.array([40.0]), np.array([30.0]), 1.0, True)
+    got = K.sky_check(table, 1.0)
+    assert got[K.S_N] == 1 and got[K.S_SPREAD] == 0.0 and math.isnan(got[K.S_SLOPE])
+    K.observe_sats(
+        table, np.array([1, 2]), np.array([41.0, 39.0]), np.array([30.0, 30.0]), 1.0, True
+    )
+    got = K.sky_check(table, 1.0, 5.0, 0.0)
+    assert got[K.S_N] == 3 and got[K.S_SPAN] == 0.0 and math.isnan(got[K.S_SLOPE])
+    assert_same_sky(got, naive_sky(table, 1.0, 5.0, 0.0))
+    # Tracked below the margin counts; untracked or within the margin does not.
+    K.observe_sats(
+        table,
+        np.array([3, 4, 5]),
+        np.array([35.0, 0.0, 30.0]),
+        np.array([-12.0, -30.0, -3.0]),
+        1.0,
+        True,
+    )
+    got = K.sky_check(table, 1.0, 5.0, 0.1)
+    assert got[K.S_BELOW] == 1 and got[K.S_MIN_ELEV] == -12.0 and got[K.S_N] == 3
+    with pytest.raises(ValueError):
+        K.sky_check(table, 1.0, 5.0, 1.0)

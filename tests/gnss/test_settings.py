@@ -30,6 +30,10 @@ def test_overrides_are_applied_and_ints_accepted_for_floats():
     s = gnss_settings(parse_config(SITE + "\n[gnss]\ncn0_drop_db = 4\nspoof_cluster_min = 5\n"))
     assert s.cn0_drop_db == 4.0 and isinstance(s.cn0_drop_db, float)
     assert s.spoof_cluster_min == 5
+    s = gnss_settings(
+        parse_config(SITE + "\n[gnss]\nsky_flat_spread_db = 2\nsky_min_satellites = 8\n")
+    )
+    assert s.sky_flat_spread_db == 2.0 and s.sky_min_satellites == 8
 
 
 @pytest.mark.parametrize(
@@ -42,6 +46,9 @@ def test_overrides_are_applied_and_ints_accepted_for_floats():
         ("cn0_drop_dB = 3.0", "gnss.cn0_drop_dB: unknown setting"),
         ("cn0_clear_db = 5.0", "gnss.cn0_clear_db: must not exceed cn0_drop_db"),
         ("rf_only_rise_db = 1.0", "gnss.rf_only_rise_db"),
+        ("sky_min_satellites = 2", "gnss.sky_min_satellites"),
+        ("sky_flat_spread_db = 0.0", "gnss.sky_flat_spread_db"),
+        ("below_horizon_min = 1.5", "gnss.below_horizon_min"),
     ],
 )
 def test_bad_values_name_their_key(text, key):
