@@ -63,8 +63,28 @@ DRONE, BIRD, AIRCRAFT, CLUTTER = range(4)
 LN10_10 = 10.0 / math.log(10.0)  # dB per neper of power
 
 # Class-conditional densities: (mean, sigma) of normal densities, per class in CLASSES order.
-RCS_DB = ((-15.0, 5.0), (-25.0, 5.0), (10.0, 8.0), (-5.0, 12.0))
-HEIGHT_M = ((90.0, 70.0), (40.0, 60.0), (800.0, 700.0), (10.0, 30.0))
+# RCS (dBsm): mixtures of (weight, mean, sigma). Birds: small and medium birds about
+# -35..-20, large birds (gulls, storks, raptors, geese) -20..-10 (Vaughn, Proc. IEEE
+# 73(2), 1985); a soaring bird is a large bird.
+RCS_MIX = (
+    ((1.0, -15.0, 5.0),),
+    ((0.75, -27.0, 5.0), (0.25, -15.0, 5.0)),  # weights by height: see below
+    ((1.0, 10.0, 8.0),),
+    ((1.0, -5.0, 12.0),),
+)
+# Height above the site origin: mixtures of normal densities, (weight, mean, sigma) per
+# class. Drones: recreational and intruding multirotors keep mostly below 150 m, a
+# few climb higher. Birds: most fly low, but soaring and migrating birds (storks,
+# raptors, gulls, vultures) use thermals hundreds of metres up, to 1,500 m and more
+# (Shamoun-Baranes et al., "Differential use of thermal convection by soaring
+# birds over central Israel", Condor 105(2), 2003). Aircraft: fixed-wing far above,
+# rotorcraft and light aircraft low.
+HEIGHT_MIX = (
+    ((0.98, 80.0, 50.0), (0.02, 0.0, 250.0)),
+    ((0.7, 40.0, 60.0), (0.3, 500.0, 450.0)),
+    ((0.7, 800.0, 700.0), (0.3, 250.0, 200.0)),
+    ((1.0, 10.0, 30.0),),
+)
 # ln(median Doppler NIS over the last 16 updates). For a target holding its velocity
 # each NIS is chi-square(1), median 0.455; a bird's continual speed and heading
 # changes raise it about fourfold. The median, unlike the mean, shrugs off one
@@ -72,7 +92,14 @@ HEIGHT_M = ((90.0, 70.0), (40.0, 60.0), (800.0, 700.0), (10.0, 30.0))
 STEADY_LN_NIS = (math.log(0.455), 0.6)
 UNSTEADY_LN_NIS = (math.log(2.0), 0.6)
 FLICKER_LN = ((0.0, 0.35), (0.15, 0.35), (0.0, 0.35), (0.0, 0.35))
-HOVER_LIKELIHOOD = (1.0, 0.02, 0.001, 0.05)  # given a hover after having moved
+# Given a hover after having moved: multirotors, and helicopters (the aircraft that
+# come slow and low near a site are often rotorcraft); birds bar kestrels do not.
+HOVER_LIKELIHOOD = (1.0, 0.02, 0.1, 0.05)
+# Given at least CIRCLED_MIN_S of sustained circling (``kinematics``): thermal
+# soaring, by birds or by gliders and paragliders; a multirotor seldom flies a full
+# circle at constant bank, clutter never.
+CIRCLING_LIKELIHOOD = (0.01, 1.0, 0.5, 0.001)
+CIRCLED_MIN_S = 5.0
 STATIONARY_LIKELIHOOD = (0.05, 0.001, 0.0001, 1.0)  # never moved in STATIONARY_AGE_S
 STATIONARY_AGE_S = 30.0
 RF_BEARING_LIKELIHOOD = (1.0, 0.05, 0.05, 0.05)
@@ -103,16 +130,30 @@ def _log_speed(speed: np.ndarray, sigma: np.ndarray, moved: np.ndarray) -> np.nd
     cruise = (1.0 - w_hover) / 30.0 / (1.0 + np.exp((s - 30.0) / np.sqrt(9.0 + sg**2)))
     out[:, DRONE] = np.log(hover + cruise + 1e-12)
     out[:, BIRD] = _log_normal_pdf(s, 12.0, np.sqrt(16.0 + sg**2))
-    # Aircraft: fixed-wing above 30 m/s; a log-normal about 90 m/s.
+    # Aircraft: fixed-wing above 30 m/s, a log-normal about 90 m/s (70 %); rotorcraft
+    # (30 %) hover a third of the time and otherwise fly up to about 70 m/s.
     ls = np.log(np.maximum(s, 1.0))
-    out[:, AIRCRAFT] = (
+    fixed = np.exp(
         _log_normal_pdf(ls, math.log(90.0), np.sqrt(0.25 + (sg / np.maximum(s, 1.0)) ** 2)) - ls
     )
+    rotor = 0.3 * 2.0 * np.exp(_log_normal_pdf(s, 0.0, np.sqrt(1.0 + sg**2))) + 0.7 / 70.0 / (
+        1.0 + np.exp((s - 70.0) / np.sqrt(9.0 + sg**2))
+    )
+    out[:, AIRCRAFT] = np.log(0.7 * fixed + 0.3 * rotor + 1e-12)
     out[:, CLUTTER] = np.log(2.0 * np.exp(_log_normal_pdf(s, 0.0, np.sqrt(1.0 + sg**2))) + 1e-12)
     return out
 
 
-def _log_steadiness(ln_nis: np.ndarray, n: np.ndarray) -> np.ndarray:
+def _soaring_share(height_m: np.ndarray) -> np.ndarray:
+    """Share of birds at a height that glide (steady) rather than flap: low birds flap,
+    soaring birds glide and circle hundreds of metres up, above the heights drones keep to
+    (5 % below 120 m, 50 % above 270 m)."""
+    return 0.05 + 0.45 * np.clip((height_m - 120.0) / 150.0, 0.0, 1.0)
+
+
+def _log_steadiness(
+    ln_nis: np.ndarray, n: np.ndarray, height_m: np.ndarray | None = None
+) -> np.ndarray:
     """(n, 4) log-likelihood of ln(median Doppler NIS) over ``n`` samples.
 
     The sample median of n chi-square(1) values has a relative spread of about
@@ -127,9 +168,26 @@ def _log_steadiness(ln_nis: np.ndarray, n: np.ndarray) -> np.ndarray:
     unsteady = _log_normal_pdf(ln_nis, UNSTEADY_LN_NIS[0], s_un)
     # Multirotors fly steady legs with short manoeuvres (turns, braking): a mixture.
     out[:, DRONE] = np.logaddexp(math.log(0.8) + steady, math.log(0.2) + unsteady)
-    out[:, BIRD] = unsteady
-    out[:, AIRCRAFT] = steady
+    if height_m is None:
+        out[:, BIRD] = unsteady
+    else:
+        w = _soaring_share(height_m)
+        out[:, BIRD] = np.logaddexp(np.log(w) + steady, np.log(1.0 - w) + unsteady)
+    # Fixed-wing aircraft fly steady; rotorcraft (30 %) hold a hover or a leg the way a
+    # multirotor does, with the same gust-driven wander.
+    out[:, AIRCRAFT] = np.logaddexp(math.log(0.7) + steady, math.log(0.3) + out[:, DRONE])
     out[:, CLUTTER] = steady
+    return out
+
+
+def _log_height(z: np.ndarray, z_var: np.ndarray) -> np.ndarray:
+    """(n, 4) log-likelihood of the height ``z`` (m) with variance ``z_var`` (``HEIGHT_MIX``)."""
+    out = np.empty((z.shape[0], 4))
+    for c, mix in enumerate(HEIGHT_MIX):
+        acc = np.zeros(z.shape[0])
+        for w, mean, sigma in mix:
+            acc += w * np.exp(_log_normal_pdf(z, mean, np.sqrt(sigma**2 + z_var)))
+        out[:, c] = np.log(acc + 1e-300)
     return out
 
 
@@ -153,12 +211,14 @@ def class_log_likelihoods(
     moved_m: float = 150.0,
     rf_bearing: np.ndarray | None = None,
     rf_remote_id: np.ndarray | None = None,
+    circled_s: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n, 4) summed log-likelihoods of the features of n tracks (``kernels.F_*`` columns).
 
     ``speed``/``speed_sigma``: current filtered speed and its spread (m/s);
     ``z_var``: height variance (m²); ``age_s``: time since the first plot;
-    ``rf_bearing``/``rf_remote_id``: booleans per track from ``rf_fusion``.
+    ``rf_bearing``/``rf_remote_id``: booleans per track from ``rf_fusion``;
+    ``circled_s``: seconds of sustained circling per track (``kinematics``).
     """
     n = feats.shape[0]
     ll = np.zeros((n, 4))
@@ -167,14 +227,19 @@ def class_log_likelihoods(
     # RCS level, widened by the uncertainty of a mean of n exponential samples.
     n_rcs = feats[:, K.F_N_RCS]
     has_rcs = (n_rcs >= 1) & (feats[:, K.F_RCS] > 0)
-    rcs_db = np.where(has_rcs, 10.0 * np.log10(np.maximum(feats[:, K.F_RCS], 1e-30)), 0.0)
+    rcs_db = np.where(has_rcs, rcs_level_db(feats), 0.0)
     est_var = LN10_10**2 / np.maximum(n_rcs, 1.0)
     part = np.zeros((n, 4))
-    for c in range(4):
-        mean, sigma = RCS_DB[c]
-        part[:, c] = np.where(
-            has_rcs, _log_normal_pdf(rcs_db, mean, np.sqrt(sigma**2 + est_var)), 0.0
-        )
+    # Large birds are about 10 % of the birds near the ground, and most of those soaring
+    # high (``_soaring_share``: the same height law).
+    large = 0.05 + _soaring_share(feats[:, K.F_ALT])
+    for c, mix in enumerate(RCS_MIX):
+        acc = np.zeros(n)
+        for j, (w, mean, sigma) in enumerate(mix):
+            if c == BIRD:
+                w = large if j == 1 else 1.0 - large
+            acc += w * np.exp(_log_normal_pdf(rcs_db, mean, np.sqrt(sigma**2 + est_var)))
+        part[:, c] = np.where(has_rcs, np.log(acc + 1e-300), 0.0)
     _vote(ll, part)
     _vote(ll, _log_speed(speed, speed_sigma, feats[:, K.F_MAX_DISP] >= moved_m))
     # Steadiness from the Doppler NIS, else from the IMM manoeuvre probability.
@@ -187,19 +252,16 @@ def class_log_likelihoods(
     lo, hi = STEADY_LN_NIS[0], UNSTEADY_LN_NIS[0]
     ln_nis_proxy = lo + (hi - lo) * (np.log(man / 0.05) / math.log(0.4 / 0.05))
     n_steady = np.where(has_vr, n_nis, np.minimum(feats[:, K.F_N], float(K.NIS_RING)))
-    _vote(ll, _log_steadiness(np.where(has_vr, ln_nis, ln_nis_proxy), n_steady))
+    _vote(ll, _log_steadiness(np.where(has_vr, ln_nis, ln_nis_proxy), n_steady, feats[:, K.F_ALT]))
     hovered = feats[:, K.F_HOVER_S] >= 5.0
     _vote(ll, np.where(hovered[:, None], np.log(np.array(HOVER_LIKELIHOOD))[None, :], 0.0))
     # Never moved in half a minute: clutter, or a drone that hovered all the time it was seen.
     stationary = (age_s >= STATIONARY_AGE_S) & (feats[:, K.F_MAX_DISP] < 0.5 * moved_m)
     _vote(ll, np.where(stationary[:, None], np.log(np.array(STATIONARY_LIKELIHOOD))[None, :], 0.0))
-    z = feats[:, K.F_ALT]
-    z_sigma_extra = np.maximum(z_var, 0.0)
-    part = np.zeros((n, 4))
-    for c in range(4):
-        mean, sigma = HEIGHT_M[c]
-        part[:, c] = _log_normal_pdf(z, mean, np.sqrt(sigma**2 + z_sigma_extra))
-    _vote(ll, part)
+    _vote(ll, _log_height(feats[:, K.F_ALT], np.maximum(z_var, 0.0)))
+    if circled_s is not None:
+        circled = circled_s >= CIRCLED_MIN_S
+        _vote(ll, np.where(circled[:, None], np.log(np.array(CIRCLING_LIKELIHOOD))[None, :], 0.0))
     use_flicker = has_rcs & (n_rcs >= 8)
     ln_f = np.log(np.clip(np.where(use_flicker, flicker_index(feats), 1.0), 0.1, 10.0))
     part = np.zeros((n, 4))
@@ -219,6 +281,21 @@ def class_log_likelihoods(
             ),
         )
     return ll
+
+
+def rcs_level_db(feats: np.ndarray) -> np.ndarray:
+    """Mean RCS (dBsm) corrected for the plots lost to receiver saturation.
+
+    Plots at the saturation level carry no RCS, so a strong near target's average holds
+    only its weaker (faded) returns and reads low. The right-censored exponential's
+    maximum-likelihood mean is (sum of the uncensored values + n_censored · c) / n_uncensored
+    with c the censoring level (Cohen, *Truncated and Censored Samples*, 1991, ch. 6); c is
+    not known here, but it is at least the uncensored mean, which gives the lower bound
+    mean_uncensored / (1 - f_saturated) used here (f from the plot counts).
+    """
+    n = np.maximum(feats[:, K.F_N], 1.0)
+    kept = np.clip(feats[:, K.F_N_RCS] / n, 0.05, 1.0)
+    return 10.0 * np.log10(np.maximum(feats[:, K.F_RCS], 1e-30) / kept)
 
 
 def median_nis(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -260,9 +337,10 @@ def classify(
     moved_m: float = 150.0,
     rf_bearing: np.ndarray | None = None,
     rf_remote_id: np.ndarray | None = None,
+    circled_s: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n, 4) class probabilities (columns ``CLASSES``) of n tracks."""
     ll = class_log_likelihoods(
-        feats, speed, speed_sigma, z_var, age_s, moved_m, rf_bearing, rf_remote_id
+        feats, speed, speed_sigma, z_var, age_s, moved_m, rf_bearing, rf_remote_id, circled_s
     )
     return posterior(ll, prior)

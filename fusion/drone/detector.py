@@ -45,7 +45,8 @@ import polars as pl
 from fusion.config import SiteConfig
 from fusion.detector import TRACKS_SCHEMA, Finding
 from fusion.drone import kernels as K
-from fusion.drone.classify import classify, flicker_index, median_nis
+from fusion.drone.classify import classify, flicker_index, median_nis, rcs_level_db
+from fusion.drone.kinematics import TurnState
 from fusion.drone.measurement import RadarGeometry
 from fusion.drone.rf_fusion import RfContact, RfFusion, TrackSnapshot
 from fusion.drone.settings import CLASSES, DroneSettings
@@ -62,6 +63,7 @@ SEV_ORDER = ("info", "low", "medium", "high", "critical")
 COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 MOVE_UPDATE_M = 50.0  # a position change that justifies an update
 ETA_UPDATE_FRACTION = 0.2
+REACQUIRE_GATE2 = 13.8155  # chi-square(2) 99.9 % quantile
 _WARM_UP_T0_NS = 1_000_000_000 * NS  # warm_up's synthetic scans: an arbitrary data time
 
 
@@ -72,8 +74,28 @@ class _TrackInfo:
     track_id: int
     likely_since_ns: int | None = None
     likely: bool = False
+    below_since_ns: int | None = None  # a likely drone's probability below p_drone_clear since
     sensors: set[str] = field(default_factory=set)
     incident: str | None = None  # key of the incident about this track
+    last_x: np.ndarray | None = None  # last state and covariance while it has an incident
+    last_P: np.ndarray | None = None
+    last_t_ns: int = 0
+    last_max_disp_m: float = 0.0
+    last_hover_s: float = 0.0
+
+
+@dataclass(slots=True)
+class _Lost:
+    """A drone incident whose radar track was lost, waiting for a re-formed track."""
+
+    key: str
+    x: np.ndarray  # (6,) last state
+    P: np.ndarray  # (6, 6)
+    t_ns: int
+    uas_id: str | None
+    why: str
+    max_disp_m: float  # the drone's features that a re-formed track inherits
+    hover_s: float
 
 
 @dataclass(slots=True)
@@ -162,11 +184,13 @@ class DroneDetector:
                 x, y, z = self.frame.to_enu(sensor.lat, sensor.lon, alt)
                 rf_pos[sensor.id] = np.array([float(x), float(y), float(z)])
         self.tracker = MultiTargetTracker(radars, self.settings.tracker)
+        self.turns = TurnState(self.tracker.arrays.tid.shape[0])
         self.rf = RfFusion(self.frame, rf_pos, self.settings.rf)
         self.zones = zone_geometry(site, self.frame)
         self.infos: dict[int, _TrackInfo] = {}
         self.incidents: dict[str, _Incident] = {}
         self.contact_incident: dict[str, str] = {}  # RF contact key -> key of the incident it owns
+        self.lost: dict[str, _Lost] = {}  # incident key -> its drone's lost track
         self.last_scan_ns: int | None = None
         # Latest classification of confirmed tracks (for RF matching and the panel).
         self._snap_tid = np.zeros(0, dtype=np.int64)
@@ -195,6 +219,7 @@ class DroneDetector:
         out: list[Finding] = []
         for tid in self.tracker.expire(watermark_ns):
             out += self._track_gone(tid, watermark_ns, "radar track lost (no plots)")
+        out += self._expire_lost(watermark_ns)
         for c in self.rf.expire(watermark_ns):
             out += self._contact_gone(c, watermark_ns)
         return out
@@ -245,6 +270,7 @@ class DroneDetector:
         self.last_scan_ns = t
         for tid in res.deleted:
             out += self._track_gone(tid, t, "radar track lost")
+        out += self._expire_lost(t)
         a = self.tracker.arrays
         slots = self.tracker.confirmed_slots()
         tids = a.tid[slots]
@@ -278,10 +304,24 @@ class DroneDetector:
                     info.likely = True
             else:
                 info.likely_since_ns = None
-                if info.likely and p < al.p_drone_clear:
+            if p >= al.p_drone_clear:
+                info.below_since_ns = None
+            elif info.likely:
+                # One doubtful stretch (a hover in clutter, a gust) does not end a drone:
+                # it must stay below p_drone_clear for p_drone_clear_s.
+                if info.below_since_ns is None:
+                    info.below_since_ns = t
+                if (t - info.below_since_ns) / NS >= al.p_drone_clear_s:
                     info.likely = False
+            if info.incident is None and self.lost and probs[k, 2] < 0.5:
+                self._reacquire(info, slot, t)
             if info.incident is None and not info.likely:
                 continue
+            info.last_x = a.xc[slot].copy()
+            info.last_P = a.Pc[slot].copy()
+            info.last_t_ns = t
+            info.last_max_disp_m = float(a.feats[slot, K.F_MAX_DISP])
+            info.last_hover_s = float(a.feats[slot, K.F_HOVER_S])
             subject = self._track_subject(slot, tid, probs[k], age[k], t, info)
             out += self._judge(info, subject, threats, k, t, still_drone=info.likely)
         return out
@@ -291,6 +331,14 @@ class DroneDetector:
         speed, speed_sigma = speed_and_spread(a.xc[slots], a.Pc[slots])
         age = (t_ns - self.tracker.t0_ns) / NS - a.t_birth[slots]
         rf_b, rf_rid = self.rf.flags(tids, t_ns)
+        self.turns.update(
+            slots,
+            tids,
+            (t_ns - self.tracker.t0_ns) / NS,
+            a.xc[slots, 3],
+            a.xc[slots, 4],
+            speed_sigma,
+        )
         return classify(
             a.feats[slots],
             speed,
@@ -301,6 +349,7 @@ class DroneDetector:
             self.settings.tracker.moved_m,
             rf_b,
             rf_rid,
+            self.turns.circled_s(slots),
         )
 
     def _track_subject(
@@ -314,7 +363,7 @@ class DroneDetector:
         sensors = set(info.sensors)
         if contact is not None:
             sensors.add(contact.sensor)
-        rcs_db = 10.0 * math.log10(f[K.F_RCS]) if f[K.F_RCS] > 0 else None
+        rcs_db = float(rcs_level_db(f[None])[0]) if f[K.F_RCS] > 0 else None
         nis_med, nis_n = median_nis(f[None])
         details = {
             "source": "radar",
@@ -330,6 +379,7 @@ class DroneDetector:
             "rcs_flicker": _r(float(flicker_index(f[None])[0]), 2) if f[K.F_N_RCS] >= 8 else None,
             "doppler_nis_median": _r(float(nis_med[0]), 2) if nis_n[0] >= 3 else None,
             "hover_s": _r(f[K.F_HOVER_S]),
+            "circled_s": _r(float(self.turns.circled_s(np.array([slot]))[0])),
             "rf": contact.identity() if contact is not None else None,
             "uas_id": contact.uas_id if contact is not None else None,
             "operator_lat": contact.operator_lat if contact is not None else None,
@@ -371,7 +421,9 @@ class DroneDetector:
         else:
             _, geo = self._worst_zone(threats, k)
         approach_now = False
-        within_leave = False
+        # A bearing says nothing about range: an approach carried by a bearing-only RF
+        # link has not been seen to leave.
+        within_leave = bearing_only
         for zi, z in enumerate(self.zones):
             if bearing_only:
                 break
@@ -619,7 +671,79 @@ class DroneDetector:
             inc.contact_key = contact.key
             self.contact_incident[contact.key] = inc.key
             return []
+        if self.settings.alerts.reacquire_s > 0.0 and info.last_x is not None:
+            # Tracks break (a hover in clutter, a turn, missed scans): the drone keeps its
+            # incident for a while, for a re-formed track of it to take over.
+            inc.track_id = None
+            self.lost[inc.key] = _Lost(
+                inc.key,
+                info.last_x,
+                info.last_P,
+                info.last_t_ns,
+                inc.last_uas,
+                why,
+                info.last_max_disp_m,
+                info.last_hover_s,
+            )
+            return []
         return [self._close(inc, t_ns, None, why, info, None)]
+
+    def _expire_lost(self, t_ns: int) -> list[Finding]:
+        out: list[Finding] = []
+        limit = int(self.settings.alerts.reacquire_s * NS)
+        for key in [k for k, v in self.lost.items() if t_ns - v.t_ns > limit]:
+            lost = self.lost.pop(key)
+            inc = self.incidents.get(key)
+            if inc is not None and inc.track_id is None and inc.contact_key is None:
+                out.append(self._close(inc, t_ns, None, lost.why, None, None))
+        return out
+
+    def _reacquire(self, info: _TrackInfo, slot: int, t_ns: int) -> None:
+        """Gives a new track the incident of a recently lost drone track it continues.
+
+        Same drone when the Remote ID / DroneID serial matches, else when the new track's
+        position and velocity fall within the 99.9 % gates of the lost track's prediction
+        (constant velocity, widened by ``reacquire_accel_mps2`` of unknown manoeuvre over
+        the gap), each gate in the horizontal plane.
+        """
+        a = self.tracker.arrays
+        x, P = a.xc[slot], a.Pc[slot]
+        contact = self.rf.contact_of_track(info.track_id, t_ns)
+        uas = contact.uas_id if contact is not None else None
+        acc = self.settings.alerts.reacquire_accel_mps2
+        best, best_d2 = None, math.inf
+        for key, lost in self.lost.items():
+            if key not in self.incidents:
+                continue
+            if uas is not None and lost.uas_id == uas:
+                best, best_d2 = key, -1.0
+                break
+            dt = max(0.0, (t_ns - lost.t_ns) / NS)
+            pred = lost.x[0:2] + lost.x[3:5] * dt
+            man_p = (0.5 * acc * dt * dt) ** 2
+            man_v = (acc * dt) ** 2
+            S_p = lost.P[0:2, 0:2] + lost.P[3:5, 3:5] * dt * dt + P[0:2, 0:2]
+            S_p = S_p + np.eye(2) * (man_p + 1.0)
+            S_v = lost.P[3:5, 3:5] + P[3:5, 3:5] + np.eye(2) * (man_v + 0.25)
+            d_p = x[0:2] - pred
+            d_v = x[3:5] - lost.x[3:5]
+            d2_p = float(d_p @ np.linalg.solve(S_p, d_p))
+            d2_v = float(d_v @ np.linalg.solve(S_v, d_v))
+            if d2_p <= REACQUIRE_GATE2 and d2_v <= REACQUIRE_GATE2 and d2_p + d2_v < best_d2:
+                best, best_d2 = key, d2_p + d2_v
+        if best is None:
+            return
+        lost = self.lost.pop(best)
+        inc = self.incidents[best]
+        inc.track_id = info.track_id
+        info.incident = best
+        info.likely = True
+        # The same drone: what it did before the break (it had flown somewhere, it had
+        # hovered) is still true of it, so a re-formed track hovering where the old one was
+        # lost is not taken for clutter that never moved.
+        f = a.feats[slot]
+        f[K.F_MAX_DISP] = max(f[K.F_MAX_DISP], lost.max_disp_m)
+        f[K.F_HOVER_S] = max(f[K.F_HOVER_S], lost.hover_s)
 
     def _contact_gone(self, c: RfContact, t_ns: int) -> list[Finding]:
         key = self.contact_incident.get(c.key)

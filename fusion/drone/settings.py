@@ -72,6 +72,7 @@ class AlertSettings:
     p_drone_alert: float = 0.8  # a track is a "likely drone" from this probability up ...
     p_drone_clear: float = 0.5  # ... until it falls below this
     p_drone_persist_s: float = 3.0  # ... once it has stayed at or above p_drone_alert this long
+    p_drone_clear_s: float = 10.0  # ... and stops being one after this long below p_drone_clear
     min_track_age_s: float = 8.0  # a confirmed track this old before it may alert
     min_hits: int = 6
     min_closing_mps: float = 1.0  # closing on a zone means at least this fast
@@ -81,6 +82,10 @@ class AlertSettings:
     update_interval_s: float = 5.0  # at most one update per this unless severity/kind changes
     heartbeat_s: float = 60.0  # an update at least this often while an incident is open
     tracks_history_max_rows: int = 2_000_000
+    # A drone's incident outlives its lost track this long, for a re-formed track of the
+    # same drone to take it over (0: close at once).
+    reacquire_s: float = 30.0
+    reacquire_accel_mps2: float = 3.0  # manoeuvre allowed for between loss and re-forming
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +197,7 @@ _LIMITS: dict[str, tuple[float, float]] = {
     "p_drone_alert": (0.01, 0.999),
     "p_drone_clear": (0.0, 0.99),
     "p_drone_persist_s": (0.0, 600.0),
+    "p_drone_clear_s": (0.0, 600.0),
     "min_track_age_s": (0.0, 600.0),
     "min_closing_mps": (0.0, 100.0),
     "leave_margin_m": (0.0, 10000.0),
@@ -199,6 +205,8 @@ _LIMITS: dict[str, tuple[float, float]] = {
     "eta_critical_s": (0.0, 3600.0),
     "update_interval_s": (0.0, 3600.0),
     "heartbeat_s": (1.0, 86400.0),
+    "reacquire_s": (0.0, 600.0),
+    "reacquire_accel_mps2": (0.0, 50.0),
     "bearing_sigma_deg": (0.1, 90.0),
     "window_s": (1.0, 600.0),
     "remote_id_sigma_m": (0.5, 1000.0),

@@ -666,3 +666,34 @@ def scan(t, sp, conv, prm, mdl, st, next_id):
     st.high_water[0] = used[-1] + 1 if used.size else 0
     st.track_plot[st.high_water[0] :] = -1
     return deleted, next_id, lost_by_pregate
+
+
+def turn_update(values, slots, tids, t, vx, vy, v_sigma):
+    """Plain twin of ``kinematics._update``: accumulated heading change per slot."""
+    from fusion.drone import kinematics as KM
+
+    for k, i in enumerate(slots):
+        if values[i, KM.T_TID] != tids[k]:
+            values[i] = (tids[k], t, math.nan, 0.0, 0.0, 0.0)
+        dt = t - values[i, KM.T_T]
+        values[i, KM.T_T] = t
+        if dt <= 0.0:
+            continue
+        if dt > KM.MAX_STEP_S:
+            values[i, KM.T_HEADING] = math.nan
+        decay = math.exp(-dt / KM.TURN_TAU_S)
+        values[i, KM.T_TURN] *= decay
+        speed = math.hypot(vx[k], vy[k])
+        if speed < KM.MIN_SPEED_MPS or speed < KM.SPEED_SNR * v_sigma[k]:
+            values[i, KM.T_HEADING] = math.nan
+            continue
+        h = math.atan2(vx[k], vy[k])
+        prev = values[i, KM.T_HEADING]
+        values[i, KM.T_HEADING] = h
+        if math.isnan(prev):
+            continue
+        d = math.remainder(h - prev, 2.0 * math.pi)
+        values[i, KM.T_TURN] += d
+        values[i, KM.T_RATE] += (1.0 - decay) * (d / dt - values[i, KM.T_RATE])
+        if abs(values[i, KM.T_TURN]) >= KM.FULL_CIRCLE:
+            values[i, KM.T_CIRCLED_S] += dt
