@@ -44,6 +44,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from drivers.cef_reader import parse_cef
+
 log = logging.getLogger("rampart.audit_watch")
 
 DEFAULT_MAX_GAP_S = 30.0  # 3 x the service's default head_every_s (10 s)
@@ -364,12 +366,13 @@ def parse_alert_line(line: str) -> dict | None:
     at = text.find("CEF:")
     if at < 0:
         raise ValueError("neither a JSON alert nor a CEF line")
-    header, ext = _parse_cef(text[at:])
-    if len(header) < 7:
+    cef = parse_cef(text[at:])
+    header, ext = cef["header"], cef["ext"]
+    if len(header) < 6:
         raise ValueError("a CEF header with fewer than 7 fields")
     alert: dict[str, Any] = {
-        "kind": header[4],
-        "summary": header[5],
+        "kind": header[3],
+        "summary": header[4],
         "alert_id": ext.get("externalId", ""),
         "site": ext.get("deviceExternalId", ""),
         "state": ext.get("act", ""),
@@ -383,58 +386,6 @@ def parse_alert_line(line: str) -> dict | None:
         except ValueError as exc:
             raise ValueError(f"CEF cs3 (details) is not JSON: {exc}") from exc
     return alert
-
-
-def _parse_cef(text: str) -> tuple[list[str], dict[str, str]]:
-    """CEF:0 header fields (\\| and \\\\ unescaped) and extension key=value pairs
-    (ArcSight "Implementing CEF" rev. 25, "Character encoding")."""
-    fields: list[str] = []
-    cur: list[str] = []
-    i = 0
-    while len(fields) < 7 and i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text) and text[i + 1] in "\\|":
-            cur.append(text[i + 1])
-            i += 2
-            continue
-        if ch == "|":
-            fields.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    ext_text = text[i:]
-    starts = [
-        m
-        for m in re.finditer(r"(?:^| )([A-Za-z0-9_]+)=", ext_text)
-        if not _escaped(ext_text, m.end() - 1)
-    ]
-    ext: dict[str, str] = {}
-    for k, m in enumerate(starts):
-        end = starts[k + 1].start() if k + 1 < len(starts) else len(ext_text)
-        ext[m.group(1)] = _unescape(ext_text[m.end() : end])
-    return fields, ext
-
-
-def _escaped(text: str, pos: int) -> bool:
-    n = 0
-    while pos - 1 - n >= 0 and text[pos - 1 - n] == "\\":
-        n += 1
-    return n % 2 == 1
-
-
-def _unescape(value: str) -> str:
-    out, i = [], 0
-    while i < len(value):
-        ch = value[i]
-        if ch == "\\" and i + 1 < len(value):
-            nxt = value[i + 1]
-            out.append({"n": "\n", "r": "\r", "=": "=", "\\": "\\"}.get(nxt, "\\" + nxt))
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
 
 
 def follow_file(
