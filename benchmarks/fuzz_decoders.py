@@ -15,7 +15,8 @@ bugs, not crashes, but worth reading), and libFuzzer's peak RSS at the start
 and end of the run (flat memory means no leak across a million inputs).
 atheris is a benchmark-only dependency (pip install atheris).
 
-``--max-len`` bounds the inputs libFuzzer makes (default 8192 bytes). The
+``--max-seconds`` stops each target after that long and reports the inputs
+it ran (libFuzzer's final stats). ``--max-len`` bounds the inputs libFuzzer makes (default 8192 bytes). The
 stream targets parse every frame an input holds: ``gnss_stream`` runs about
 80 inputs/s at 4 kB and 1,600/s at 512 bytes, with nearly the same coverage
 (445 and 433 edges after the first thousands), so its million-input run uses
@@ -422,6 +423,12 @@ def main() -> None:
         "--max-len", type=int, default=8192, help="longest input libFuzzer makes (bytes)"
     )
     ap.add_argument(
+        "--max-seconds",
+        type=int,
+        default=0,
+        help="stop each target after this long (libFuzzer -max_total_time); 0: no limit",
+    )
+    ap.add_argument(
         "--structured",
         action="store_true",
         help="build structure-aware JSON from the fuzzer's bytes (JSON targets and router)",
@@ -442,6 +449,7 @@ def main() -> None:
                 target,
                 *(["--structured"] if args.structured else []),
                 f"-runs={args.runs}",
+                *([f"-max_total_time={args.max_seconds}"] if args.max_seconds else []),
                 "-rss_limit_mb=4096",
                 f"-max_len={args.max_len}",
                 "-print_final_stats=1",
@@ -455,7 +463,11 @@ def main() -> None:
                 env={**os.environ, "PYTHONHASHSEED": "0"},
             )
         log = proc.stderr
-        done = re.findall(r"Done (\d+) runs", log)
+        # "Done N runs" on completion; a run ended by --max-seconds reports its count
+        # only in the final stats.
+        done = re.findall(r"Done (\d+) runs", log) or re.findall(
+            r"stat::number_of_executed_units: (\d+)", log
+        )
         rss = [int(x) for x in re.findall(r"rss: (\d+)Mb", log)]
         internal = re.findall(r"internal_error rejections: (\d+)", log)
         limited = re.findall(r"limit rejections: (\d+)", log)
