@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import tempfile
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,3 +277,14 @@ def verify(
     OSError: the file (or its ``.sig``) cannot be read."""
     data, sig = read_signed(config)
     return verify_bytes(data, sig, keyring, min_signatures, source=str(config))
+
+
+def config_serial(data: bytes) -> int | None:
+    """``[config] serial`` of a configuration's bytes (0 when absent); None when they do
+    not parse or the serial is not an integer. Read without trusting the bytes: the
+    service and ``config verify`` compare it with the last accepted serial."""
+    try:
+        serial = tomllib.loads(data.decode("utf-8")).get("config", {}).get("serial", 0)
+    except (AttributeError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return serial if isinstance(serial, int) and not isinstance(serial, bool) else None

@@ -403,7 +403,7 @@ def _cmd_config_verify(args) -> int:
 
 def _rollback_problems(data: bytes, state: Path) -> list[str]:
     """What the service would say about ``[config] serial`` against its last accepted file."""
-    import tomllib
+    from drivers.config_trust import config_serial
 
     try:
         last = (state / "last-accepted.toml").read_bytes()
@@ -411,15 +411,7 @@ def _rollback_problems(data: bytes, state: Path) -> list[str]:
         return []
     if last == data:
         return []
-
-    def serial(b: bytes):
-        try:
-            value = tomllib.loads(b.decode("utf-8")).get("config", {}).get("serial", 0)
-        except (AttributeError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            return None
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    new, old = serial(data), serial(last)
+    new, old = config_serial(data), config_serial(last)
     if new is None or old is None or new > old:
         return []
     return [f"config.serial {new} is not above the last accepted serial {old} (rollback)"]

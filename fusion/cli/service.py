@@ -35,7 +35,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from drivers.audit_log import DEFAULT_HEAD_EVERY_S, AuditLog, AuditSink, HeadTracker
 from drivers.audit_log import head_every_s as audit_head_every_s
-from drivers.config_trust import Verdict, atomic_write, config_sha256, read_signed, verify_bytes
+from drivers.config_trust import (
+    Verdict,
+    atomic_write,
+    config_serial,
+    config_sha256,
+    read_signed,
+    verify_bytes,
+)
 from drivers.keyring import KeyringView, load_view, write_pin
 from drivers.limits import Limits
 from drivers.mqtt_source import MqttSettings, MqttSource
@@ -170,15 +177,6 @@ def _state_dir_of(data: bytes | None, config_path: Path) -> Path:
         pass
     path = Path(state)
     return path if path.is_absolute() else config_path.parent / path
-
-
-def _serial_of(data: bytes) -> int | None:
-    """``[config] serial`` of kept bytes (0 when absent); None when they do not parse."""
-    try:
-        serial = tomllib.loads(data.decode("utf-8")).get("config", {}).get("serial", 0)
-    except (AttributeError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None
-    return serial if isinstance(serial, int) and not isinstance(serial, bool) else None
 
 
 def _validate(site: SiteConfig) -> None:
@@ -457,7 +455,7 @@ class Service:
             log.warning("cannot read the last accepted configuration: %s", exc)
         serials = [self._accepted_serial] if self._accepted_serial >= 0 else []
         if data is not None:
-            serial = _serial_of(data)
+            serial = config_serial(data)
             if serial is None:
                 log.warning("%s: kept configuration does not parse", self._last_good_path())
             else:
