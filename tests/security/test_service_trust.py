@@ -13,52 +13,20 @@ import time
 import pytest
 
 from drivers.audit_log import verify_file
-from drivers.config_trust import keygen, sign
+from drivers.config_trust import sign
 from fusion.cli.service import Service, TrustPolicy
 from fusion.config import ConfigError
+from tests.security.trust_helpers import BASE as SITE
+from tests.security.trust_helpers import ListSink, make_keys
 from tests.service.conftest import free_port
 
-BASE = """[site]
-id = "trust"
-lat = 52.0
-lon = 4.0
-alt_m = 10.0
-
-[config]
-serial = 1
-
-[supervision]
-max_clock_skew_s = 2.0
-
-[http]
-listen = "127.0.0.1:{http}"
-
-[state]
-dir = "state"
-"""
-
-
-class ListSink:
-    def __init__(self):
-        self.alerts = []
-
-    def send(self, alert):
-        self.alerts.append(alert)
-
-    def close(self):
-        pass
+# The trust tests' site, at serial 1 with a 2 s skew limit; {http} filled per test.
+BASE = SITE.format(serial=1, skew=2.0, http="{http}")
 
 
 @pytest.fixture
 def keys(tmp_path):
-    ring = tmp_path / "keyring"
-    ring.mkdir()
-    out = {}
-    for name in ("alice", "bob"):
-        keygen(tmp_path / name)
-        (ring / f"{name}.pub").write_bytes((tmp_path / f"{name}.pub").read_bytes())
-        out[name] = tmp_path / name
-    return ring, out
+    return make_keys(tmp_path)
 
 
 def start(service):
